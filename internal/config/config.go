@@ -115,9 +115,9 @@ const (
 	// to every member, and more partitions than this only make it larger
 	// without spreading load better.
 	MaxPartitions = 1 << 16
-	// MaxKeyLenLimit bounds --max-key-len at Redis's largest bulk string,
-	// the largest key any Redis client can send.
-	MaxKeyLenLimit = 512 << 20
+	// MaxKeyLenLimit bounds --max-key-len at what the storage engine's record
+	// header can hold (24 bits of key length).
+	MaxKeyLenLimit = 16 << 20
 )
 
 // MemoryPolicies lists the accepted values of MaxMemoryPolicy, with the

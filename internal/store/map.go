@@ -442,9 +442,10 @@ type Action uint8
 
 // Mutate actions.
 const (
-	Keep   Action = iota // leave the item as it is
-	Put                  // store Mutation.Value with Mutation.ExpireAt
-	Remove               // delete the item
+	Keep      Action = iota // leave the item as it is
+	Put                     // store Mutation.Value with Mutation.ExpireAt
+	Remove                  // delete the item
+	SetExpiry               // change only the expiry to Mutation.ExpireAt (no write event)
 )
 
 // Mutation is a Mutate callback's decision.
@@ -501,6 +502,12 @@ func (m *Map) Mutate(key []byte, fn func(cur Entry, exists bool) (Mutation, erro
 	case Remove:
 		if exists {
 			m.remove(sh, h32, loc, ReasonDeleted)
+		}
+	case SetExpiry:
+		if exists {
+			hd := sh.hdr(loc)
+			sh.nttl += btoi(mu.ExpireAt != 0) - btoi(hd.expire != 0)
+			hd.expire = mu.ExpireAt
 		}
 	}
 	sh.mu.Unlock()

@@ -69,6 +69,10 @@ type Options struct {
 	// MaxKeysPerMap is the default bound on the keys of one map; 0 means no
 	// bound. Maps may override it.
 	MaxKeysPerMap int64
+	// MaxMaps bounds how many maps OpenMap creates. Default 10000: each
+	// map costs a partition table (about 2 KiB), so names a client makes
+	// up must not grow memory without bound.
+	MaxMaps int
 	// EvictionSamples is how many keys an eviction samples. Default 5, as
 	// Redis: good LRU approximation for little work.
 	EvictionSamples int
@@ -100,6 +104,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.MaxValueLen == 0 {
 		o.MaxValueLen = 512 << 20
 	}
+	if o.MaxMaps == 0 {
+		o.MaxMaps = 10000
+	}
 	if o.EvictionSamples == 0 {
 		o.EvictionSamples = 5
 	}
@@ -130,6 +137,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("max keys per map must not be negative, got %d", o.MaxKeysPerMap)
 	case int(o.Policy) >= len(policyNames):
 		return fmt.Errorf("unknown eviction policy %d", o.Policy)
+	case o.MaxMaps < 1:
+		return fmt.Errorf("max maps must be positive, got %d", o.MaxMaps)
 	case o.EvictionSamples < 1 || o.EvictionSamples > 64:
 		return fmt.Errorf("eviction samples must be between 1 and 64, got %d", o.EvictionSamples)
 	case o.SweepInterval < time.Millisecond:
@@ -164,6 +173,6 @@ var (
 	// ErrShardFull: one partition of one map ran out of slab slots; only a
 	// pathological mix of huge values can get here.
 	ErrShardFull = errors.New("partition storage exhausted")
-	// ErrClosed: the store was closed.
-	ErrClosed = errors.New("store closed")
+	// ErrTooManyMaps: creating one more map would pass Options.MaxMaps.
+	ErrTooManyMaps = errors.New("too many maps")
 )

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/engramdb/engram/internal/keyhash"
 )
@@ -141,6 +142,23 @@ func (s *Store) Map(name string) *Map {
 	return m
 }
 
+// OpenMap returns the named map, creating it if needed, unless that would
+// pass the bound on the number of maps (each map costs a partition table,
+// so a client must not create them without bound).
+func (s *Store) OpenMap(name string) (*Map, error) {
+	if m, ok := s.Lookup(stringBytes(name)); ok {
+		return m, nil
+	}
+	if n := len(*s.list.Load()); n >= s.opts.MaxMaps {
+		return nil, fmt.Errorf("%w: %d maps exist, the limit is %d", ErrTooManyMaps, n, s.opts.MaxMaps)
+	}
+	return s.Map(name), nil
+}
+
+// stringBytes views s as bytes without copying; the result must not be
+// modified.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 // Lookup returns the named map if it exists.
 func (s *Store) Lookup(name []byte) (*Map, bool) {
 	s.mu.RLock()
@@ -216,6 +234,12 @@ func (s *Store) SetMaxValueLen(n int64) error {
 }
 
 func (s *Store) maxValue() int64 { return s.maxVal.Load() }
+
+// MaxValueLen returns the largest value accepted.
+func (s *Store) MaxValueLen() int64 { return s.maxVal.Load() }
+
+// MaxMaps returns the bound on the number of maps.
+func (s *Store) MaxMaps() int { return s.opts.MaxMaps }
 
 // MaxKeyLen returns the longest key accepted.
 func (s *Store) MaxKeyLen() int { return s.opts.MaxKeyLen }

@@ -701,3 +701,31 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal("bad policy name accepted")
 	}
 }
+
+func TestSetAllIfAbsentAndSetExpiry(t *testing.T) {
+	s, c := newTestStore(t, Options{})
+	m := s.Map("m")
+	items := []KV{{[]byte("a"), []byte("1")}, {[]byte("b"), []byte("2")}, {[]byte("a"), []byte("3")}}
+	if ok, err := m.SetAllIfAbsent(items, 0); !ok || err != nil {
+		t.Fatalf("msetnx on absent keys: %v %v", ok, err)
+	}
+	if v, _ := get(m, "a"); v != "3" {
+		t.Fatalf("last duplicate should win, a = %q", v)
+	}
+	if ok, _ := m.SetAllIfAbsent([]KV{{[]byte("z"), []byte("1")}, {[]byte("b"), []byte("x")}}, 0); ok {
+		t.Fatal("msetnx wrote although b exists")
+	}
+	if _, ok := get(m, "z"); ok {
+		t.Fatal("msetnx partially applied")
+	}
+	err := m.Mutate([]byte("a"), func(cur Entry, ok bool) (Mutation, error) {
+		return Mutation{Action: SetExpiry, ExpireAt: c.now() + 5000}, nil
+	})
+	if err != nil || m.TTL([]byte("a")) != 5000 {
+		t.Fatalf("set expiry: %v ttl %d", err, m.TTL([]byte("a")))
+	}
+	c.advance(6 * time.Second)
+	if n := s.Sweep(context.Background()); n != 1 {
+		t.Fatalf("sweeper did not see the new expiry: %d", n)
+	}
+}

@@ -1,0 +1,437 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/engramdb/engram/internal/store"
+)
+
+// engramCommands are the capabilities Redis lacks: jc's cache, sequence
+// (jc_s) and eviction-manager functions, and the meta functions. They act
+// on the connection's selected map unless they name one. docs/commands.md
+// documents each with examples.
+func engramCommands() []*command {
+	return []*command{
+		{name: "maps", arity: 1, fn: cmdMaps},
+		{name: "mapsize", arity: -1, fn: cmdMapSize},
+		{name: "mapinfo", arity: -1, fn: cmdMapInfo},
+		{name: "cachesize", arity: 1, fn: cmdCacheSize},
+		{name: "up", arity: 1, fn: cmdUp},
+		{name: "cachenodes", arity: 1, fn: cmdCacheNodes},
+		{name: "contains", arity: 2, fn: func(c *conn, a [][]byte) { c.int(int64(btoi(c.m.Contains(a[1])))) }},
+		{name: "getall", arity: -2, fn: cmdGetAll},
+		{name: "keyset", arity: 1, fn: cmdKeySet},
+		{name: "values", arity: 1, fn: cmdValues},
+		{name: "putall", arity: -4, write: true, fn: func(c *conn, a [][]byte) { cmdPutAll(c, a, false) }},
+		{name: "putallseq", arity: -5, write: true, fn: func(c *conn, a [][]byte) { cmdPutAll(c, a, true) }},
+		{name: "setseq", arity: -4, write: true, fn: cmdSetSeq},
+		{name: "delseq", arity: -3, write: true, fn: cmdDelSeq},
+		{name: "removeitems", arity: -2, write: true, fn: func(c *conn, a [][]byte) { cmdRemoveItems(c, a, false) }},
+		{name: "removeitemsseq", arity: -3, write: true, fn: func(c *conn, a [][]byte) { cmdRemoveItems(c, a, true) }},
+		{name: "sequence", arity: -1, fn: cmdSequence},
+		{name: "sequences", arity: 1, fn: cmdSequences},
+		{name: "evictsince", arity: 2, write: true, fn: cmdEvictSince},
+		{name: "setmaxttl", arity: -2, write: true, fn: cmdSetMaxTTL},
+		{name: "maxttl", arity: -1, fn: cmdMaxTTL},
+		{name: "getmaxttls", arity: 1, fn: cmdGetMaxTTLs},
+		{name: "setmaxkeys", arity: -2, write: true, fn: cmdSetMaxKeys},
+		{name: "clear", arity: -1, write: true, fn: cmdClear},
+		{name: "flush", arity: -1, write: true, fn: cmdFlush},
+		{name: "unsafeset", arity: -3, write: true, fn: cmdSet},
+	}
+}
+
+// mapArg returns the map named by a[i] if present, else the selected map.
+// It never creates a map for a read.
+func mapArg(c *conn, a [][]byte, i int) (*store.Map, bool) {
+	if len(a) <= i {
+		return c.m, true
+	}
+	if len(a) > i+1 {
+		c.err(errSyntax)
+		return nil, false
+	}
+	if m, ok := c.s.st.Lookup(a[i]); ok {
+		return m, true
+	}
+	return nil, true
+}
+
+// openMapArg is mapArg for settings, which create the map.
+func openMapArg(c *conn, a [][]byte, i int) (*store.Map, bool) {
+	if len(a) <= i {
+		return c.m, true
+	}
+	if len(a) > i+1 {
+		c.err(errSyntax)
+		return nil, false
+	}
+	m, err := c.s.st.OpenMap(string(a[i]))
+	if err != nil {
+		c.storeErr(err)
+		return nil, false
+	}
+	return m, true
+}
+
+func cmdMaps(c *conn, _ [][]byte) {
+	names := c.s.st.MapNames()
+	c.array(len(names))
+	for _, n := range names {
+		c.bulkString(n)
+	}
+}
+
+func cmdMapSize(c *conn, a [][]byte) {
+	m, ok := mapArg(c, a, 1)
+	if !ok {
+		return
+	}
+	if m == nil {
+		c.int(0)
+		return
+	}
+	c.int(m.Len())
+}
+
+func cmdMapInfo(c *conn, a [][]byte) {
+	m, ok := mapArg(c, a, 1)
+	if !ok {
+		return
+	}
+	if m == nil {
+		c.null()
+		return
+	}
+	seq, hasSeq := m.Sequence()
+	c.mapHeader(6)
+	c.bulkString("name")
+	c.bulkString(m.Name())
+	c.bulkString("keys")
+	c.int(m.Len())
+	c.bulkString("bytes")
+	c.int(m.Bytes())
+	c.bulkString("max_ttl")
+	c.int(m.MaxTTL())
+	c.bulkString("max_keys")
+	c.int(m.MaxKeys())
+	c.bulkString("sequence")
+	if hasSeq {
+		c.int(int64(seq))
+	} else {
+		c.null()
+	}
+}
+
+func cmdCacheSize(c *conn, _ [][]byte) {
+	names := c.s.st.MapNames()
+	c.array(len(names))
+	for _, n := range names {
+		m, _ := c.s.st.Lookup([]byte(n))
+		c.array(3)
+		c.bulkString(n)
+		c.int(m.Len())
+		c.int(m.Bytes())
+	}
+}
+
+func cmdUp(c *conn, _ [][]byte) {
+	st := c.s.st.Stats()
+	up := st.Uptime
+	d := int64(up.Hours()) / 24
+	h, m, s := int64(up.Hours())%24, int64(up.Minutes())%60, int64(up.Seconds())%60
+	c.mapHeader(4)
+	c.bulkString("up_at")
+	c.bulkString(st.Started.UTC().Format(time.RFC3339))
+	c.bulkString("now")
+	c.bulkString(time.Now().UTC().Format(time.RFC3339))
+	c.bulkString("uptime_seconds")
+	c.int(int64(up.Seconds()))
+	c.bulkString("up_time")
+	c.bulkString(fmt.Sprintf("%dd %02d:%02d:%02d", d, h, m, s))
+}
+
+func cmdCacheNodes(c *conn, _ [][]byte) {
+	active, configured := []string{c.nc.LocalAddr().String()}, []string{c.nc.LocalAddr().String()}
+	if c.s.opts.Nodes != nil {
+		active, configured = c.s.opts.Nodes()
+	}
+	c.mapHeader(2)
+	c.bulkString("active")
+	c.array(len(active))
+	for _, n := range active {
+		c.bulkString(n)
+	}
+	c.bulkString("configured")
+	c.array(len(configured))
+	for _, n := range configured {
+		c.bulkString(n)
+	}
+}
+
+func cmdGetAll(c *conn, a [][]byte) {
+	found, misses := c.m.GetAll(a[1:])
+	c.array(2)
+	c.mapHeader(len(found))
+	for _, kv := range found {
+		c.bulk(kv.Key)
+		c.bulk(kv.Value)
+	}
+	c.array(len(misses))
+	for _, k := range misses {
+		c.bulk(k)
+	}
+}
+
+func cmdKeySet(c *conn, _ [][]byte) {
+	keys := c.m.Keys(nil)
+	c.array(len(keys))
+	for _, k := range keys {
+		c.bulk(k)
+	}
+}
+
+func cmdValues(c *conn, _ [][]byte) {
+	items := c.m.Items(nil, 0)
+	c.array(len(items))
+	for _, kv := range items {
+		c.bulk(kv.Value)
+	}
+}
+
+// parseSeq reads a sequence number argument.
+func parseSeq(c *conn, b []byte) (uint64, bool) {
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		c.err("ERR sequence must be a non-negative integer")
+		return 0, false
+	}
+	return n, true
+}
+
+// PUTALL ttl-seconds key value [key value ...]
+// PUTALLSEQ seq ttl-seconds key value [key value ...]
+func cmdPutAll(c *conn, a [][]byte, withSeq bool) {
+	var o store.SetOptions
+	i := 1
+	if withSeq {
+		seq, ok := parseSeq(c, a[1])
+		if !ok {
+			return
+		}
+		o.Seq, o.HasSeq = seq, true
+		i = 2
+	}
+	ttl, ok := parseInt(a[i])
+	if !ok || ttl < 0 || ttl > 1<<40 {
+		c.err("ERR ttl must be a non-negative integer of seconds (0 = none)")
+		return
+	}
+	if ttl > 0 {
+		o.ExpireAt = c.s.now() + ttl*1000
+	}
+	items, ok := pairs(c, a[i+1:], string(a[0]))
+	if !ok {
+		return
+	}
+	n, err := c.m.PutAll(items, o)
+	if err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.int(int64(n))
+}
+
+// SETSEQ seq key value [EX seconds|PX milliseconds]
+func cmdSetSeq(c *conn, a [][]byte) {
+	seq, ok := parseSeq(c, a[1])
+	if !ok {
+		return
+	}
+	o := store.SetOptions{Seq: seq, HasSeq: true}
+	var e expiry
+	for i := 4; i < len(a); {
+		n := parseExpiry(c, a, i, &e, "setseq")
+		if n < 0 {
+			return
+		}
+		if n == 0 {
+			c.err(errSyntax)
+			return
+		}
+		i += n
+	}
+	o.ExpireAt = e.at
+	if _, err := c.m.Set(a[2], a[3], o); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.ok()
+}
+
+// DELSEQ seq key [key ...]
+func cmdDelSeq(c *conn, a [][]byte) {
+	seq, ok := parseSeq(c, a[1])
+	if !ok {
+		return
+	}
+	if err := c.m.CheckSequence(seq); err != nil {
+		c.storeErr(err)
+		return
+	}
+	var n int64
+	for _, k := range a[2:] {
+		if c.m.Delete(k) {
+			n++
+		}
+	}
+	c.int(n)
+}
+
+func cmdRemoveItems(c *conn, a [][]byte, withSeq bool) {
+	keys := a[1:]
+	if withSeq {
+		seq, ok := parseSeq(c, a[1])
+		if !ok {
+			return
+		}
+		if err := c.m.CheckSequence(seq); err != nil {
+			c.storeErr(err)
+			return
+		}
+		keys = a[2:]
+	}
+	removed := c.m.RemoveItems(keys)
+	c.mapHeader(len(removed))
+	for _, kv := range removed {
+		c.bulk(kv.Key)
+		c.bulk(kv.Value)
+	}
+}
+
+func cmdSequence(c *conn, a [][]byte) {
+	m, ok := mapArg(c, a, 1)
+	if !ok {
+		return
+	}
+	if m == nil {
+		c.null()
+		return
+	}
+	seq, has := m.Sequence()
+	if !has {
+		c.null()
+		return
+	}
+	c.int(int64(seq))
+}
+
+func cmdSequences(c *conn, _ [][]byte) {
+	seqs := c.s.st.Sequences()
+	names := sortedKeys(seqs)
+	c.mapHeader(len(names))
+	for _, n := range names {
+		c.bulkString(n)
+		c.int(int64(seqs[n]))
+	}
+}
+
+func cmdEvictSince(c *conn, a [][]byte) {
+	age, ok := parseInt(a[1])
+	if !ok || age < 0 {
+		c.err("ERR age must be a non-negative integer of seconds")
+		return
+	}
+	c.int(int64(c.m.EvictSince(age)))
+}
+
+// SETMAXTTL seconds [map]
+func cmdSetMaxTTL(c *conn, a [][]byte) {
+	secs, ok := parseInt(a[1])
+	if !ok || secs < 0 {
+		c.err("ERR max ttl must be a non-negative integer of seconds (0 = none)")
+		return
+	}
+	m, ok := openMapArg(c, a, 2)
+	if !ok {
+		return
+	}
+	if err := m.SetMaxTTL(secs); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.ok()
+}
+
+func cmdMaxTTL(c *conn, a [][]byte) {
+	m, ok := mapArg(c, a, 1)
+	if !ok {
+		return
+	}
+	if m == nil {
+		c.int(0)
+		return
+	}
+	c.int(m.MaxTTL())
+}
+
+func cmdGetMaxTTLs(c *conn, _ [][]byte) {
+	out := map[string]int64{}
+	for _, n := range c.s.st.MapNames() {
+		if m, ok := c.s.st.Lookup([]byte(n)); ok && m.MaxTTL() > 0 {
+			out[n] = m.MaxTTL()
+		}
+	}
+	names := sortedKeys(out)
+	c.mapHeader(len(names))
+	for _, n := range names {
+		c.bulkString(n)
+		c.int(out[n])
+	}
+}
+
+// SETMAXKEYS n [map]
+func cmdSetMaxKeys(c *conn, a [][]byte) {
+	n, ok := parseInt(a[1])
+	if !ok || n < 0 {
+		c.err("ERR max keys must be a non-negative integer (0 = none)")
+		return
+	}
+	m, ok := openMapArg(c, a, 2)
+	if !ok {
+		return
+	}
+	if err := m.SetMaxKeys(n); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.ok()
+}
+
+// CLEAR [map]
+func cmdClear(c *conn, a [][]byte) {
+	m, ok := mapArg(c, a, 1)
+	if !ok {
+		return
+	}
+	if m != nil {
+		m.Clear(false)
+	}
+	c.ok()
+}
+
+// FLUSH [SILENT]
+func cmdFlush(c *conn, a [][]byte) {
+	silent := false
+	switch {
+	case len(a) == 2 && eq(a[1], "silent"):
+		silent = true
+	case len(a) > 1:
+		c.err(errSyntax)
+		return
+	}
+	c.s.st.Flush(silent)
+	c.ok()
+}
