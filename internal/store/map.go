@@ -303,7 +303,7 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 			expire = hd.expire
 		}
 	}
-	if err := m.put(sh, h32, key, val, expire, now, loc, exists); err != nil {
+	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists); err != nil {
 		return res, err
 	}
 	res.Written = true
@@ -312,9 +312,9 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 
 // put writes a record for key under the shard lock. exists says whether
 // loc holds the key's current (unexpired) record.
-func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now int64, loc uint32, exists bool) error {
+func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs int64, loc uint32, exists bool) error {
 	size := recordSize(len(key), len(val))
-	created := uint32(now / 1000)
+	created := uint32(createdMs / 1000)
 	access := m.s.initialAccess(now)
 	if exists {
 		hd := sh.hdr(loc)
@@ -498,7 +498,7 @@ func (m *Map) Mutate(key []byte, fn func(cur Entry, exists bool) (Mutation, erro
 			}
 			return m.Mutate(key, fn)
 		}
-		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, loc, exists)
+		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, now, loc, exists)
 	case Remove:
 		if exists {
 			m.remove(sh, h32, loc, ReasonDeleted)
