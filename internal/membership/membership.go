@@ -1,0 +1,339 @@
+package membership
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Role says what a node does in the cluster.
+type Role string
+
+// Roles (seed 004's data and client processes).
+const (
+	RoleData   Role = "data"   // holds partitions
+	RoleClient Role = "client" // routes requests, holds no data
+)
+
+// Meta is what a node tells the others about itself.
+type Meta struct {
+	ID       string `json:"id"`
+	DataAddr string `json:"data,omitempty"` // node-to-node data transport
+	RESPAddr string `json:"resp,omitempty"`
+	HTTPAddr string `json:"http,omitempty"`
+	Role     Role   `json:"role"`
+	// Leaving is set just before a graceful leave, so that the others
+	// can tell a departure from a failure (memberlist's own state for
+	// this does not reach the event callback).
+	Leaving bool `json:"leaving,omitempty"`
+	// GossipAddr is filled in from memberlist, not gossiped.
+	GossipAddr string `json:"-"`
+}
+
+// EventKind says what happened to a member.
+type EventKind uint8
+
+// Event kinds. ONLY APPEND TO THIS LIST.
+const (
+	Joined  EventKind = iota // a node joined (or came back)
+	Left                     // a node left gracefully
+	Failed                   // a node stopped answering probes
+	Updated                  // a node changed its Meta
+)
+
+func (k EventKind) String() string {
+	return [...]string{"joined", "left", "failed", "updated"}[k]
+}
+
+// Event is a change in membership with the lists after it.
+type Event struct {
+	Kind       EventKind
+	Node       Meta
+	Active     []string // IDs of live members, sorted
+	Configured []string // IDs of every member seen and not gracefully left, sorted
+}
+
+// Options configure a Membership.
+type Options struct {
+	Meta Meta
+	// BindAddr is host:port for gossip (TCP and UDP on the same port).
+	BindAddr string
+	// AdvertiseAddr is what others dial; default BindAddr.
+	AdvertiseAddr string
+	// Secret is the cluster's shared secret; gossip is encrypted with a key
+	// derived from it. Required: an open cluster is a misconfiguration.
+	Secret []byte
+	// Local selects memberlist's loopback timings (fast failure detection
+	// for tests and single-host clusters) instead of LAN timings.
+	Local bool
+	// Transport replaces memberlist's network transport (tests use
+	// memberlist.MockNetwork); nil means real UDP/TCP.
+	Transport memberlist.Transport
+	// OnEvent receives events in order, one at a time; it must not block
+	// for long (gossip waits for it).
+	OnEvent func(Event)
+	Logger  *slog.Logger
+}
+
+// Membership is this node's view of the cluster.
+type Membership struct {
+	opts Options
+	ml   *memberlist.Memberlist
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	meta       Meta
+	members    map[string]Meta // live
+	configured map[string]bool
+
+	evMu sync.Mutex // serialises OnEvent calls
+}
+
+// maxMeta is memberlist's limit on node metadata.
+const maxMeta = memberlist.MetaMaxSize
+
+// New starts gossip on BindAddr. Call Join to contact existing members.
+func New(o Options) (*Membership, error) {
+	if o.Meta.ID == "" {
+		return nil, errors.New("membership: a node id is required")
+	}
+	if len(o.Secret) < 16 {
+		return nil, errors.New("membership: the cluster secret must be at least 16 bytes")
+	}
+	if o.Meta.Role == "" {
+		o.Meta.Role = RoleData
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if b, _ := json.Marshal(o.Meta); len(b) > maxMeta {
+		return nil, fmt.Errorf("membership: node metadata is %d bytes, the limit is %d", len(b), maxMeta)
+	}
+	var cfg *memberlist.Config
+	if o.Local {
+		cfg = memberlist.DefaultLocalConfig()
+	} else {
+		cfg = memberlist.DefaultLANConfig()
+	}
+	cfg.Name = o.Meta.ID
+	key := sha256.Sum256(append([]byte("engram gossip key\x00"), o.Secret...))
+	cfg.SecretKey = key[:]
+	// Require encryption both ways: a node without the key is refused.
+	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
+	m := &Membership{opts: o, log: o.Logger, meta: o.Meta, members: map[string]Meta{}, configured: map[string]bool{}}
+	cfg.Delegate = delegate{m}
+	cfg.Events = events{m}
+	cfg.LogOutput = nil
+	cfg.Logger = log.New(slogWriter{o.Logger}, "", 0)
+	if o.Transport != nil {
+		cfg.Transport = o.Transport
+	} else {
+		host, port, err := splitHostPort(o.BindAddr)
+		if err != nil {
+			return nil, fmt.Errorf("membership: bad gossip address %q: %w", o.BindAddr, err)
+		}
+		cfg.BindAddr, cfg.BindPort = host, port
+		if adv := o.AdvertiseAddr; adv != "" {
+			ah, ap, err := splitHostPort(adv)
+			if err != nil {
+				return nil, fmt.Errorf("membership: bad advertise address %q: %w", adv, err)
+			}
+			cfg.AdvertiseAddr, cfg.AdvertisePort = ah, ap
+		}
+	}
+	ml, err := memberlist.Create(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start gossip on %s: %w", o.BindAddr, err)
+	}
+	m.ml = ml
+	return m, nil
+}
+
+func splitHostPort(a string) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return h, n, nil
+}
+
+// Addr returns the gossip address others join (host:port).
+func (m *Membership) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Join contacts existing members (host:port, DNS names allowed) and
+// returns how many answered. One is enough: gossip spreads the rest.
+func (m *Membership) Join(addrs []string) (int, error) {
+	n, err := m.ml.Join(addrs)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("cannot join the cluster through %s: %w", strings.Join(addrs, ","), err)
+	}
+	return n, nil
+}
+
+// Members returns the live members (this node included), sorted by ID.
+func (m *Membership) Members() []Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Meta, 0, len(m.members))
+	for _, mt := range m.members {
+		out = append(out, mt)
+	}
+	slices.SortFunc(out, func(a, b Meta) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Lists returns the active and configured member IDs (jc cache_nodes).
+func (m *Membership) Lists() (active, configured []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listsLocked()
+}
+
+func (m *Membership) listsLocked() (active, configured []string) {
+	for id := range m.members {
+		active = append(active, id)
+	}
+	for id := range m.configured {
+		configured = append(configured, id)
+	}
+	slices.Sort(active)
+	slices.Sort(configured)
+	return active, configured
+}
+
+// Forget removes a failed node from the configured list (an operator
+// decided it will not come back).
+func (m *Membership) Forget(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, live := m.members[id]; !live {
+		delete(m.configured, id)
+	}
+}
+
+// UpdateMeta changes this node's Meta and gossips it.
+func (m *Membership) UpdateMeta(meta Meta, timeout time.Duration) error {
+	meta.ID = m.opts.Meta.ID
+	if b, _ := json.Marshal(meta); len(b) > maxMeta {
+		return fmt.Errorf("membership: node metadata is %d bytes, the limit is %d", len(b), maxMeta)
+	}
+	m.mu.Lock()
+	m.meta = meta
+	m.mu.Unlock()
+	return m.ml.UpdateNode(timeout)
+}
+
+// Leave tells the others this node is leaving (so they do not treat it as
+// failed) and stops gossip.
+func (m *Membership) Leave(timeout time.Duration) error {
+	m.mu.Lock()
+	m.meta.Leaving = true
+	m.mu.Unlock()
+	err := m.ml.UpdateNode(timeout)
+	if lerr := m.ml.Leave(timeout); err == nil {
+		err = lerr
+	}
+	if serr := m.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close stops gossip without announcing (others will detect a failure).
+func (m *Membership) Close() error { return m.ml.Shutdown() }
+
+func (m *Membership) emit(kind EventKind, n *memberlist.Node) {
+	meta := decodeMeta(n)
+	m.mu.Lock()
+	switch kind {
+	case Joined, Updated:
+		m.members[meta.ID] = meta
+		m.configured[meta.ID] = true
+	case Left:
+		delete(m.members, meta.ID)
+		delete(m.configured, meta.ID)
+	case Failed:
+		delete(m.members, meta.ID)
+	}
+	active, configured := m.listsLocked()
+	m.mu.Unlock()
+	m.log.Info("membership change", "event", kind.String(), "node", meta.ID, "gossip", meta.GossipAddr, "active", len(active))
+	if m.opts.OnEvent != nil {
+		m.evMu.Lock()
+		defer m.evMu.Unlock()
+		m.opts.OnEvent(Event{Kind: kind, Node: meta, Active: active, Configured: configured})
+	}
+}
+
+func decodeMeta(n *memberlist.Node) Meta {
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.ID == "" {
+		meta = Meta{ID: n.Name, Role: RoleData}
+	}
+	meta.GossipAddr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	return meta
+}
+
+type delegate struct{ m *Membership }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	b, _ := json.Marshal(d.m.meta)
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (delegate) NotifyMsg([]byte)                {}
+func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (delegate) LocalState(bool) []byte          { return nil }
+func (delegate) MergeRemoteState([]byte, bool)   {}
+
+type events struct{ m *Membership }
+
+func (e events) NotifyJoin(n *memberlist.Node)   { e.m.emit(Joined, n) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.m.emit(Updated, n) }
+func (e events) NotifyLeave(n *memberlist.Node) {
+	if decodeMeta(n).Leaving {
+		e.m.emit(Left, n)
+	} else {
+		e.m.emit(Failed, n)
+	}
+}
+
+// slogWriter adapts memberlist's log.Logger output to slog at debug level
+// (memberlist is chatty; its warnings about peers are still useful there).
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	if strings.Contains(msg, "[ERR]") || strings.Contains(msg, "[WARN]") {
+		level = slog.LevelWarn
+	}
+	w.l.Log(context.Background(), level, "memberlist", "msg", msg)
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
