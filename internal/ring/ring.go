@@ -56,7 +56,8 @@ func (t *Table) Load() (primaries, replicas map[NodeID]int) {
 
 // Assign builds the table for members from prev (nil for a new cluster).
 // Each node gets floor or ceil of partitions/len(members) primaries, and
-// likewise of replicas; an owner of prev that is still a member keeps its
+// likewise of replicas (a failover may overrun a primary quota, see
+// below); an owner of prev that is still a member keeps its
 // partitions while it is under its share, so a join or leave moves about
 // 1/len(members) of the partitions and nothing else. Replicas of a
 // partition are distinct nodes, distinct from its primary. When a primary
@@ -113,18 +114,32 @@ func Assign(prev *Table, members []NodeID, partitions, copies int) (*Table, erro
 			}
 		}
 		for p := range t.Owners {
-			if len(prev.Owners[p]) == 0 || live[prev.Owners[p][0]] {
+			if len(prev.Owners[p]) > 0 && live[prev.Owners[p][0]] {
 				order = append(order, p)
 			}
 		}
 	}
 	for _, p := range order {
+		orphan := !live[prev.Owners[p][0]]
+		var pick NodeID
 		for _, n := range prev.Owners[p] {
-			if live[n] && prim[n] < primQ[n] {
-				t.Owners[p] = []NodeID{n}
-				prim[n]++
-				break
+			switch {
+			case !live[n]:
+			case orphan:
+				// Failover: a surviving copy must lead, whatever the
+				// quota; reading from a node without the data would
+				// return wrong answers. Balance is restored by later
+				// planned moves.
+				if pick == "" || prim[n] < prim[pick] {
+					pick = n
+				}
+			case prim[n] < primQ[n] && pick == "":
+				pick = n
 			}
+		}
+		if pick != "" {
+			t.Owners[p] = []NodeID{pick}
+			prim[pick]++
 		}
 	}
 	// Pass 2: partitions without a primary go to the least-loaded node.
@@ -133,6 +148,9 @@ func Assign(prev *Table, members []NodeID, partitions, copies int) (*Table, erro
 			continue
 		}
 		n := leastLoaded(ms, prim, primQ, nil)
+		if n == "" {
+			n = leastLoaded(ms, prim, nil, nil) // quotas overrun by failover
+		}
 		t.Owners[p] = []NodeID{n}
 		prim[n]++
 	}

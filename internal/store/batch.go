@@ -25,9 +25,13 @@ func (m *Map) GetAll(keys [][]byte) (found []KV, misses [][]byte) {
 // PutAll writes every item with the same options and returns how many were
 // written (jc put_all). It stops at the first error, which it returns with
 // the count written so far.
-func (m *Map) PutAll(items []KV, o SetOptions) (int, error) {
-	if o.HasSeq {
-		if err := m.advanceSeq(o.Seq); err != nil {
+func (m *Map) PutAll(items []KV, o SetOptions) (n int, err error) {
+	seq, hasSeq := o.Seq, o.HasSeq
+	if hasSeq {
+		// As in Set: checked first, recorded only if the batch succeeds.
+		m.seqMu.Lock()
+		defer m.seqMu.Unlock()
+		if err := m.checkSeqLocked(seq); err != nil {
 			return 0, err
 		}
 		o.HasSeq = false
@@ -38,7 +42,13 @@ func (m *Map) PutAll(items []KV, o SetOptions) (int, error) {
 			return 0, err
 		}
 	}
-	n := 0
+	if hasSeq {
+		defer func() {
+			if err == nil {
+				m.seq, m.hasSeq = seq, true
+			}
+		}()
+	}
 	for _, it := range items {
 		r, err := m.Set(it.Key, it.Value, o)
 		if err != nil {

@@ -70,10 +70,17 @@ func (m *Map) Sequence() (uint64, bool) {
 func (m *Map) advanceSeq(seq uint64) error {
 	m.seqMu.Lock()
 	defer m.seqMu.Unlock()
+	if err := m.checkSeqLocked(seq); err != nil {
+		return err
+	}
+	m.seq, m.hasSeq = seq, true
+	return nil
+}
+
+func (m *Map) checkSeqLocked(seq uint64) error {
 	if m.hasSeq && seq < m.seq {
 		return fmt.Errorf("%w: sequence %d is lower than map %q's current %d", ErrOutOfSequence, seq, m.name, m.seq)
 	}
-	m.seq, m.hasSeq = seq, true
 	return nil
 }
 
@@ -151,6 +158,7 @@ func (m *Map) GetEntry(dst, key []byte) (Entry, bool) {
 	h := keyhash.Sum(key)
 	sh := m.shardFor(h)
 	if sh == nil {
+		m.s.misses.Add(1)
 		return Entry{}, false
 	}
 	now := m.s.now()
@@ -158,12 +166,15 @@ func (m *Map) GetEntry(dst, key []byte) (Entry, bool) {
 	defer sh.mu.RUnlock()
 	loc, ok := sh.find(uint32(h>>32), key)
 	if !ok {
+		sh.misses.Add(1)
 		return Entry{}, false
 	}
 	hd := sh.hdr(loc)
 	if m.expired(hd, now) {
+		sh.misses.Add(1)
 		return Entry{}, false
 	}
+	sh.hits.Add(1)
 	m.s.touch(hd, now)
 	return Entry{Value: append(dst, sh.value(loc)...), ExpireAt: m.effectiveExpire(hd), Created: int64(hd.created) * 1000}, true
 }
@@ -268,7 +279,12 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 		return res, err
 	}
 	if o.HasSeq {
-		if err := m.advanceSeq(o.Seq); err != nil {
+		// Sequence-checked writes of a map are serialised (jc_sequence is
+		// a singleton too): the number is checked before and recorded only
+		// after the write succeeds, so a refused write changes nothing.
+		m.seqMu.Lock()
+		defer m.seqMu.Unlock()
+		if err := m.checkSeqLocked(o.Seq); err != nil {
 			return res, err
 		}
 	}
@@ -305,6 +321,9 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 	}
 	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists); err != nil {
 		return res, err
+	}
+	if o.HasSeq {
+		m.seq, m.hasSeq = o.Seq, true
 	}
 	res.Written = true
 	return res, nil

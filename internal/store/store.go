@@ -121,25 +121,39 @@ func (s *Store) PartitionOf(key []byte) int {
 	return keyhash.Partition(keyhash.Sum(key), s.opts.Partitions)
 }
 
-// Map returns the named map, creating it if needed.
+// Map returns the named map, creating it if needed (without the bound on
+// the number of maps: for names the application chose, not clients).
 func (s *Store) Map(name string) *Map {
+	m, _ := s.createMap(name, 0)
+	return m
+}
+
+// Now returns the store's clock in Unix milliseconds.
+func (s *Store) Now() int64 { return s.now() }
+
+// createMap returns the named map, creating it unless limit > 0 maps
+// already exist.
+func (s *Store) createMap(name string, limit int) (*Map, error) {
 	s.mu.RLock()
 	m := s.maps[name]
 	s.mu.RUnlock()
 	if m != nil {
-		return m
+		return m, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m = s.maps[name]; m != nil {
-		return m
+		return m, nil
+	}
+	if limit > 0 && len(s.maps) >= limit {
+		return nil, fmt.Errorf("%w: %d maps exist, the limit is %d", ErrTooManyMaps, len(s.maps), limit)
 	}
 	m = &Map{s: s, name: name, parts: make([]atomic.Pointer[shard], s.opts.Partitions)}
 	m.maxKeys.Store(s.opts.MaxKeysPerMap)
 	s.maps[name] = m
 	l := append(slices.Clone(*s.list.Load()), m)
 	s.list.Store(&l)
-	return m
+	return m, nil
 }
 
 // OpenMap returns the named map, creating it if needed, unless that would
@@ -149,10 +163,15 @@ func (s *Store) OpenMap(name string) (*Map, error) {
 	if m, ok := s.Lookup(stringBytes(name)); ok {
 		return m, nil
 	}
-	if n := len(*s.list.Load()); n >= s.opts.MaxMaps {
+	s.mu.Lock()
+	n := len(s.maps)
+	_, exists := s.maps[name]
+	s.mu.Unlock()
+	// Checked and created under one lock hold by createMap below.
+	if !exists && n >= s.opts.MaxMaps {
 		return nil, fmt.Errorf("%w: %d maps exist, the limit is %d", ErrTooManyMaps, n, s.opts.MaxMaps)
 	}
-	return s.Map(name), nil
+	return s.createMap(name, s.opts.MaxMaps)
 }
 
 // stringBytes views s as bytes without copying; the result must not be

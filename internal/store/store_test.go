@@ -734,3 +734,46 @@ func TestSetAllIfAbsentAndSetExpiry(t *testing.T) {
 		t.Fatalf("sweeper did not see the new expiry: %d", n)
 	}
 }
+
+func TestRefusedWriteKeepsSequence(t *testing.T) {
+	s, _ := newTestStore(t, Options{MaxKeysPerMap: 1})
+	m := s.Map("m")
+	mustSet(t, m, "a", "v", SetOptions{Seq: 3, HasSeq: true})
+	if _, err := m.Set([]byte("b"), []byte("v"), SetOptions{Seq: 7, HasSeq: true}); !errors.Is(err, ErrMapFull) {
+		t.Fatalf("write into a full map: %v", err)
+	}
+	if seq, _ := m.Sequence(); seq != 3 {
+		t.Fatalf("a refused write moved the sequence to %d", seq)
+	}
+	if _, err := m.PutAll([]KV{{[]byte("c"), []byte("v")}}, SetOptions{Seq: 9, HasSeq: true}); !errors.Is(err, ErrMapFull) {
+		t.Fatalf("put_all into a full map: %v", err)
+	}
+	if seq, _ := m.Sequence(); seq != 3 {
+		t.Fatalf("a refused put_all moved the sequence to %d", seq)
+	}
+	if n, err := m.PutAll([]KV{{[]byte("a"), []byte("w")}}, SetOptions{Seq: 9, HasSeq: true}); err != nil || n != 1 {
+		t.Fatalf("put_all: %d %v", n, err)
+	}
+	if seq, _ := m.Sequence(); seq != 9 {
+		t.Fatalf("sequence %d after a successful put_all, want 9", seq)
+	}
+}
+
+func TestOpenMapBound(t *testing.T) {
+	s, _ := newTestStore(t, Options{MaxMaps: 3})
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s.OpenMap(fmt.Sprint("m", i))
+		}(i)
+	}
+	wg.Wait()
+	if n := len(*s.list.Load()); n != 3 {
+		t.Fatalf("%d maps created, the bound is 3", n)
+	}
+	if _, err := s.OpenMap("another"); !errors.Is(err, ErrTooManyMaps) {
+		t.Fatalf("over the bound: %v", err)
+	}
+}
