@@ -2,6 +2,13 @@
 //
 //	engram serve [flags]     run a node (engram serve --help lists the flags)
 //	engram version           print the version
+//	engram get|set|del|keys|ttl|incr|maps|info|ping ...
+//	                         client commands against a running node
+//	engram export|import     bulk copy a map to and from JSON Lines
+//	engram bench             load generator
+//
+// 'engram help' lists everything; docs/cli.md documents the client
+// commands.
 package main
 
 import (
@@ -16,34 +23,51 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/engramdb/engram/internal/cli"
 	"github.com/engramdb/engram/internal/config"
 	"github.com/engramdb/engram/internal/node"
 )
 
-const usage = `Engram — a distributed in-memory cache and key-value store that speaks Redis.
+var usage = `Engram — a distributed in-memory cache and key-value store that speaks Redis.
 
 Usage:
   engram serve [flags]   run a node (see 'engram serve --help')
   engram version         print the version
-  engram help            print this help
+  engram help [COMMAND]  print this help, or a command's
+
+Client commands (talk to a running node; 'engram COMMAND --help' for flags):
+` + cli.Summary() + `
+Client commands share --addr (default ` + cli.DefaultAddr + `, env ENGRAM_ADDR),
+--password (env ENGRAM_PASSWORD), --map (default "` + cli.DefaultMap + `") and --json.
 
 Quick start:
   engram serve                      # a single node on 127.0.0.1:7379 (RESP) and :7380 (HTTP)
-  redis-cli -p 7379 set hello world
+  engram set hello world            # or: redis-cli -p 7379 set hello world
+  engram get hello
   curl localhost:7380/healthz
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
+	if cli.IsCommand(args[0]) {
+		// Ctrl-C cancels the context so export, import and bench stop
+		// cleanly and still report what they did.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return cli.Run(ctx, args[0], args[1:], cli.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+	}
 	switch args[0] {
 	case "help", "-h", "--help":
+		if len(args) > 1 {
+			return help(args[1], stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "version", "--version":
@@ -53,6 +77,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engram: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// help prints the usage of one command.
+func help(name string, stdout, stderr io.Writer) int {
+	switch name {
+	case "serve":
+		return serve([]string{"--help"}, stdout, stderr)
+	case "version", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if cli.Help(name, stdout) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "engram: unknown command %q\n\n%s", name, usage)
 	return 2
 }
 
