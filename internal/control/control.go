@@ -1,0 +1,486 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/engramdb/engram/internal/ring"
+)
+
+// Member is a node as the control plane records it.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft"`
+	DataAddr string `json:"data"`
+	RESPAddr string `json:"resp,omitempty"`
+	HTTPAddr string `json:"http,omitempty"`
+	Client   bool   `json:"client,omitempty"` // routes only, holds no partitions
+	Alive    bool   `json:"alive"`
+}
+
+// MapConfig is the cluster-wide configuration of one map.
+type MapConfig struct {
+	MaxTTL  int64 `json:"max_ttl,omitempty"` // seconds; 0 = none
+	MaxKeys int64 `json:"max_keys,omitempty"`
+}
+
+// State is the replicated cluster configuration.
+type State struct {
+	Members map[string]Member    `json:"members"`
+	Table   *ring.Table          `json:"table"`
+	Maps    map[string]MapConfig `json:"maps"`
+}
+
+// Clone returns a deep copy (callers may keep it).
+func (s State) Clone() State {
+	c := State{Members: maps.Clone(s.Members), Maps: maps.Clone(s.Maps)}
+	if s.Table != nil {
+		t := *s.Table
+		t.Owners = make([][]ring.NodeID, len(s.Table.Owners))
+		for i, o := range s.Table.Owners {
+			t.Owners[i] = slices.Clone(o)
+		}
+		c.Table = &t
+	}
+	return c
+}
+
+// DataMembers returns the IDs of live members that hold data, sorted.
+func (s State) DataMembers() []ring.NodeID {
+	var out []ring.NodeID
+	for id, m := range s.Members {
+		if m.Alive && !m.Client {
+			out = append(out, ring.NodeID(id))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Options configure a Control.
+type Options struct {
+	ID string
+	// RaftAddr is host:port for Raft traffic (bind and advertise).
+	RaftAddr string
+	// Transport replaces the TCP transport (tests use raft's in-memory one).
+	Transport raft.Transport
+	// Bootstrap makes this node start a new cluster with itself as the
+	// only voter. Exactly one node of a new cluster bootstraps.
+	Bootstrap  bool
+	Partitions int // default 271
+	Copies     int // replication factor, default 2
+	Managers   int // voters, default 3
+	// Fast uses short timeouts (tests, loopback clusters).
+	Fast bool
+	// OnChange is called, in log order, with a copy of the state after
+	// every applied change. It must not block for long.
+	OnChange func(State)
+	Logger   *slog.Logger
+}
+
+// ErrNotLeader is returned by operations only the leader can perform; the
+// error text names the leader when one is known.
+var ErrNotLeader = errors.New("not the control-plane leader")
+
+// Control is one node's member of the control plane.
+type Control struct {
+	opts  Options
+	raft  *raft.Raft
+	fsm   *fsm
+	trans raft.Transport
+	log   *slog.Logger
+	mu    sync.Mutex // serialises membership changes made by this leader
+}
+
+// New starts the node's Raft member.
+func New(o Options) (*Control, error) {
+	if o.ID == "" {
+		return nil, errors.New("control: a node id is required")
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 271
+	}
+	if o.Copies == 0 {
+		o.Copies = 2
+	}
+	if o.Managers == 0 {
+		o.Managers = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(o.ID)
+	cfg.LogOutput = io.Discard
+	cfg.Logger = nil
+	if o.Fast {
+		cfg.HeartbeatTimeout = 100 * time.Millisecond
+		cfg.ElectionTimeout = 100 * time.Millisecond
+		cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+		cfg.CommitTimeout = 5 * time.Millisecond
+	}
+	trans := o.Transport
+	if trans == nil {
+		t, err := raft.NewTCPTransport(o.RaftAddr, nil, 3, 5*time.Second, io.Discard)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen for raft on %s: %w", o.RaftAddr, err)
+		}
+		trans = t
+	}
+	f := &fsm{partitions: o.Partitions, copies: o.Copies, onChange: o.OnChange,
+		state: State{Members: map[string]Member{}, Maps: map[string]MapConfig{}}}
+	// The cache's configuration is rebuilt from live members after a full
+	// restart, so Raft's log and snapshots live in memory.
+	r, err := raft.NewRaft(cfg, f, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start raft: %w", err)
+	}
+	c := &Control{opts: o, raft: r, fsm: f, trans: trans, log: o.Logger}
+	if o.Bootstrap {
+		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: trans.LocalAddr()}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			return nil, fmt.Errorf("cannot bootstrap the control plane: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Addr returns the address Raft peers use for this node.
+func (c *Control) Addr() string { return string(c.trans.LocalAddr()) }
+
+// IsLeader reports whether this node leads the control plane.
+func (c *Control) IsLeader() bool { return c.raft.State() == raft.Leader }
+
+// Leader returns the current leader's id and Raft address, if known.
+func (c *Control) Leader() (id, addr string) {
+	a, i := c.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// LastContact returns when this node last heard from the leader (now for
+// the leader itself). The data plane uses it as a lease: a node that has
+// not heard from a leader for a while may be on the minority side of a
+// split and must stop accepting consistent writes.
+func (c *Control) LastContact() time.Time {
+	if c.IsLeader() {
+		return time.Now()
+	}
+	return c.raft.LastContact()
+}
+
+// State returns a copy of the current state.
+func (c *Control) State() State {
+	c.fsm.mu.Lock()
+	defer c.fsm.mu.Unlock()
+	return c.fsm.state.Clone()
+}
+
+func (c *Control) notLeader() error {
+	if id, addr := c.Leader(); id != "" {
+		return fmt.Errorf("%w (leader is %s at %s)", ErrNotLeader, id, addr)
+	}
+	return fmt.Errorf("%w (no leader elected yet)", ErrNotLeader)
+}
+
+// MemberUp records a live member (joined or back) and gives it a vote if
+// there are fewer managers than configured. Leader only.
+func (c *Control) MemberUp(m Member, timeout time.Duration) error {
+	if !c.IsLeader() {
+		return c.notLeader()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ensureServer(m, timeout); err != nil {
+		return err
+	}
+	m.Alive = true
+	return c.apply(command{Op: opMemberUp, Member: &m}, timeout)
+}
+
+// ensureServer adds m to the Raft configuration as a voter while there are
+// fewer than Managers live voters, else as a non-voter.
+func (c *Control) ensureServer(m Member, timeout time.Duration) error {
+	fut := c.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return fmt.Errorf("cannot read the raft configuration: %w", err)
+	}
+	st := c.State()
+	voters := 0
+	for _, s := range fut.Configuration().Servers {
+		if s.ID == raft.ServerID(m.ID) {
+			if s.Address == raft.ServerAddress(m.RaftAddr) {
+				return nil
+			}
+		}
+		if s.Suffrage == raft.Voter && (s.ID == raft.ServerID(c.opts.ID) || st.Members[string(s.ID)].Alive) {
+			voters++
+		}
+	}
+	var f raft.IndexFuture
+	if voters < c.opts.Managers && !m.Client {
+		f = c.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, timeout)
+	} else {
+		f = c.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, timeout)
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cannot add %s to the control plane: %w", m.ID, err)
+	}
+	return nil
+}
+
+// MemberDown records that a member failed (it stays configured, out of the
+// table) or left (it is forgotten). A failed voter is replaced by promoting
+// a live non-voter, so the managers keep their majority. Leader only.
+func (c *Control) MemberDown(id string, left bool, timeout time.Duration) error {
+	if !c.IsLeader() {
+		return c.notLeader()
+	}
+	if id == c.opts.ID {
+		return errors.New("control: the leader cannot mark itself down")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.apply(command{Op: opMemberDown, ID: id, Left: left}, timeout); err != nil {
+		return err
+	}
+	fut := c.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return err
+	}
+	wasVoter := false
+	for _, s := range fut.Configuration().Servers {
+		if s.ID == raft.ServerID(id) && s.Suffrage == raft.Voter {
+			wasVoter = true
+		}
+	}
+	st := c.State()
+	if wasVoter {
+		// Promote first, then remove: the quorum never shrinks below
+		// what the live managers can provide.
+		for _, s := range fut.Configuration().Servers {
+			if mm, ok := st.Members[string(s.ID)]; s.Suffrage == raft.Nonvoter && ok && mm.Alive && !mm.Client {
+				if err := c.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
+					return fmt.Errorf("cannot promote %s to manager: %w", s.ID, err)
+				}
+				break
+			}
+		}
+	}
+	if err := c.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+		return fmt.Errorf("cannot remove %s from the control plane: %w", id, err)
+	}
+	return nil
+}
+
+// SetMapConfig records a map's cluster-wide settings. Leader only.
+func (c *Control) SetMapConfig(name string, mc MapConfig, timeout time.Duration) error {
+	if !c.IsLeader() {
+		return c.notLeader()
+	}
+	return c.apply(command{Op: opMapConfig, Map: name, MapConfig: &mc}, timeout)
+}
+
+func (c *Control) apply(cmd command, timeout time.Duration) error {
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	f := c.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return c.notLeader()
+		}
+		return fmt.Errorf("cannot commit %s to the control plane: %w", cmd.Op, err)
+	}
+	if err, _ := f.Response().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Voters returns the IDs of the current voting managers, sorted.
+func (c *Control) Voters() ([]string, error) {
+	fut := c.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range fut.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, string(s.ID))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Close stops this node's Raft member.
+func (c *Control) Close() error {
+	err := c.raft.Shutdown().Error()
+	if cl, ok := c.trans.(io.Closer); ok {
+		cl.Close()
+	}
+	return err
+}
+
+// Operations in the log. ONLY APPEND TO THIS LIST: logs are replayed.
+const (
+	opMemberUp   = "member_up"
+	opMemberDown = "member_down"
+	opMapConfig  = "map_config"
+)
+
+type command struct {
+	Op        string     `json:"op"`
+	Member    *Member    `json:"member,omitempty"`
+	ID        string     `json:"id,omitempty"`
+	Left      bool       `json:"left,omitempty"`
+	Map       string     `json:"map,omitempty"`
+	MapConfig *MapConfig `json:"map_config,omitempty"`
+}
+
+// fsm applies commands to the state; deterministic given the log.
+type fsm struct {
+	partitions, copies int
+	onChange           func(State)
+	mu                 sync.Mutex
+	state              State
+}
+
+func (f *fsm) Apply(l *raft.Log) any {
+	var cmd command
+	if err := json.Unmarshal(l.Data, &cmd); err != nil {
+		return fmt.Errorf("control: undecodable log entry %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	changed := true
+	switch cmd.Op {
+	case opMemberUp:
+		f.state.Members[cmd.Member.ID] = *cmd.Member
+	case opMemberDown:
+		m, ok := f.state.Members[cmd.ID]
+		switch {
+		case !ok:
+			changed = false
+		case cmd.Left:
+			delete(f.state.Members, cmd.ID)
+		default:
+			m.Alive = false
+			f.state.Members[cmd.ID] = m
+		}
+	case opMapConfig:
+		f.state.Maps[cmd.Map] = *cmd.MapConfig
+	default:
+		f.mu.Unlock()
+		return fmt.Errorf("control: unknown operation %q in log entry %d", cmd.Op, l.Index)
+	}
+	var err error
+	if changed && cmd.Op != opMapConfig {
+		err = f.retable()
+	}
+	snap := f.state.Clone()
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if f.onChange != nil && changed {
+		f.onChange(snap)
+	}
+	return nil
+}
+
+// retable recomputes the partition table if the data members changed.
+func (f *fsm) retable() error {
+	members := f.state.DataMembers()
+	if f.state.Table != nil && slices.Equal(members, tableMembers(f.state.Table)) {
+		return nil
+	}
+	t, err := ring.Assign(f.state.Table, members, f.partitions, f.copies)
+	if err != nil {
+		return err
+	}
+	f.state.Table = t
+	return nil
+}
+
+func tableMembers(t *ring.Table) []ring.NodeID {
+	seen := map[ring.NodeID]bool{}
+	for _, o := range t.Owners {
+		for _, n := range o {
+			seen[n] = true
+		}
+	}
+	out := slices.Collect(maps.Keys(seen))
+	slices.Sort(out)
+	return out
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := json.Marshal(f.state)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot(b), nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var st State
+	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+		return fmt.Errorf("control: cannot restore snapshot: %w", err)
+	}
+	if st.Members == nil {
+		st.Members = map[string]Member{}
+	}
+	if st.Maps == nil {
+		st.Maps = map[string]MapConfig{}
+	}
+	f.mu.Lock()
+	f.state = st
+	snap := st.Clone()
+	f.mu.Unlock()
+	if f.onChange != nil {
+		f.onChange(snap)
+	}
+	return nil
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (snapshot) Release() {}
+
+// String summarises the state for logs.
+func (s State) String() string {
+	var b strings.Builder
+	epoch := uint64(0)
+	if s.Table != nil {
+		epoch = s.Table.Epoch
+	}
+	fmt.Fprintf(&b, "epoch %d, members", epoch)
+	for _, id := range slices.Sorted(maps.Keys(s.Members)) {
+		m := s.Members[id]
+		fmt.Fprintf(&b, " %s(alive=%v)", id, m.Alive)
+	}
+	return b.String()
+}
