@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/engramdb/engram/internal/config"
+	"github.com/engramdb/engram/internal/metrics"
 	"github.com/engramdb/engram/internal/server"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -20,11 +21,12 @@ const Version = "0.1.0"
 
 // Node is one running Engram node.
 type Node struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store *store.Store
-	resp  *server.Server
-	http  *http.Server
+	cfg     config.Config
+	log     *slog.Logger
+	store   *store.Store
+	resp    *server.Server
+	http    *http.Server
+	metrics *metrics.Metrics
 
 	respLn, httpLn net.Listener
 	started        time.Time
@@ -34,7 +36,14 @@ type Node struct {
 
 // New builds a node from cfg (validated here) without opening listeners.
 func New(cfg config.Config, log *slog.Logger) (*Node, error) {
-	if err := cfg.Validate(); err != nil {
+	// An empty RESPAddr means no RESP listener (an embedded node used only
+	// in-process). config.Validate requires an address, so validate the
+	// rest of the configuration as if it listened on loopback.
+	check := cfg
+	if check.RESPAddr == "" {
+		check.RESPAddr = "127.0.0.1:0"
+	}
+	if err := check.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -67,24 +76,28 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	n.metrics = metrics.New(metrics.Sources{Store: st, Server: n.serverStats})
 	return n, nil
 }
 
 // Start opens the listeners and serves in the background. It returns once
-// the node accepts connections, or the first listen error.
+// the node accepts connections, or the first listen error. An empty
+// RESPAddr opens no RESP listener.
 func (n *Node) Start() error {
-	ln, err := net.Listen("tcp", n.cfg.RESPAddr)
-	if err != nil {
-		return fmt.Errorf("cannot listen for RESP on %s: %w", n.cfg.RESPAddr, err)
-	}
-	n.respLn = ln
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.resp.Serve(ln); err != nil {
-			n.log.Error("RESP server stopped", "err", err)
+	if n.cfg.RESPAddr != "" {
+		ln, err := net.Listen("tcp", n.cfg.RESPAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen for RESP on %s: %w", n.cfg.RESPAddr, err)
 		}
-	}()
+		n.respLn = ln
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.resp.Serve(ln); err != nil {
+				n.log.Error("RESP server stopped", "err", err)
+			}
+		}()
+	}
 	if n.cfg.HTTPEnabled() {
 		hl, err := net.Listen("tcp", n.cfg.HTTPAddr)
 		if err != nil {
@@ -114,7 +127,7 @@ func (n *Node) Start() error {
 // Store returns the node's storage engine (the embedded, no-hop path).
 func (n *Node) Store() *store.Store { return n.store }
 
-// RESPAddr returns the address the Redis protocol listens on.
+// RESPAddr returns the address the Redis protocol listens on, or "".
 func (n *Node) RESPAddr() string {
 	if n.respLn == nil {
 		return ""
