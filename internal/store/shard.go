@@ -56,7 +56,12 @@ type slab struct {
 
 // shard is one partition of one map.
 type shard struct {
-	mu    sync.RWMutex
+	mu sync.RWMutex
+	// The hit counters sit beside the lock: a read has that cache line
+	// already, so counting costs no extra miss.
+	hits   atomic.Int64
+	misses atomic.Int64
+
 	index map[uint32]uint32 // high 32 bits of the key hash -> location or collision list
 	coll  [][]uint32        // collision lists: locations of keys sharing 32 hash bits
 	free  []uint32          // free collision list slots
@@ -72,9 +77,6 @@ type shard struct {
 	sweepOf int   // sweeper cursor: offset
 
 	acct *accounting
-
-	hits   atomic.Int64
-	misses atomic.Int64
 }
 
 // accounting is the store-wide memory tally that shards update.

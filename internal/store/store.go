@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/engramdb/engram/internal/clock"
 	"github.com/engramdb/engram/internal/keyhash"
 )
 
@@ -64,10 +65,11 @@ type Observer interface {
 // Store is one node's keyspace. Create it with New; it is safe for
 // concurrent use.
 type Store struct {
-	opts  Options
-	obs   Observer
-	acct  accounting
-	start time.Time
+	opts   Options
+	coarse *clock.Coarse // nil when Options.Clock was given
+	obs    Observer
+	acct   accounting
+	start  time.Time
 
 	maxMemory atomic.Int64
 	policy    atomic.Uint32
@@ -95,7 +97,12 @@ func New(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid store options: %w", err)
 	}
-	s := &Store{opts: opts, obs: opts.Observer, start: time.Now(), maps: make(map[string]*Map),
+	var coarse *clock.Coarse
+	if opts.Clock == nil {
+		coarse = clock.NewCoarse()
+		opts.Clock = coarse.Now
+	}
+	s := &Store{coarse: coarse, opts: opts, obs: opts.Observer, start: time.Now(), maps: make(map[string]*Map),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.maxMemory.Store(opts.MaxMemory)
 	s.policy.Store(uint32(opts.Policy))
@@ -107,7 +114,13 @@ func New(opts Options) (*Store, error) {
 
 // Close stops the background jobs. The data stays readable.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.stop); <-s.done })
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		if s.coarse != nil {
+			s.coarse.Stop()
+		}
+	})
 	return nil
 }
 

@@ -15,14 +15,14 @@ import (
 )
 
 // clock is a manual clock for expiry tests: no test sleeps.
-type clock struct{ ms atomic.Int64 }
+type manualClock struct{ ms atomic.Int64 }
 
-func (c *clock) now() int64              { return c.ms.Load() }
-func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+func (c *manualClock) now() int64              { return c.ms.Load() }
+func (c *manualClock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
-func newTestStore(t testing.TB, o Options) (*Store, *clock) {
+func newTestStore(t testing.TB, o Options) (*Store, *manualClock) {
 	t.Helper()
-	c := &clock{}
+	c := &manualClock{}
 	c.ms.Store(1_700_000_000_000)
 	if o.Clock == nil {
 		o.Clock = c.now
