@@ -1,0 +1,177 @@
+package engram
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/engramdb/engram/internal/config"
+	"github.com/engramdb/engram/internal/node"
+	"github.com/engramdb/engram/internal/store"
+)
+
+// Config configures an embedded node. The zero value is a pure in-process
+// node with the defaults of `engram serve`: no listeners, no memory bound,
+// noeviction.
+type Config struct {
+	// RESPAddr is where the node listens for Redis clients, e.g.
+	// "127.0.0.1:7379", or "127.0.0.1:0" for any free port (read it back
+	// with Node.RESPAddr). Empty: no listener; only this process reaches
+	// the node.
+	RESPAddr string
+	// HTTPAddr is where the HTTP API listens; empty: no HTTP.
+	HTTPAddr string
+	// Password is required from Redis and HTTP clients when set. Without
+	// it the node refuses to listen on a non-loopback address.
+	Password string
+	// MaxMemory bounds the bytes of data; 0 means no bound.
+	MaxMemory int64
+	// EvictionPolicy applies at MaxMemory: "noeviction" (the default:
+	// writes fail with ErrOutOfMemory), "allkeys-lru", "allkeys-lfu",
+	// "volatile-lru", "volatile-ttl" or "allkeys-random".
+	EvictionPolicy string
+	// MaxKeyLen is the longest key accepted; 0 means the default (64 KiB).
+	MaxKeyLen int
+	// MaxValueLen is the largest value accepted; 0 means the default
+	// (512 MiB, Redis's largest string).
+	MaxValueLen int64
+	// MaxKeysPerMap bounds the keys of every map; 0 means no bound. A map
+	// can override it with Map.SetMaxKeys.
+	MaxKeysPerMap int64
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// nodeConfig turns c into the node's configuration: the defaults of
+// `engram serve`, overridden by every field c sets.
+func (c Config) nodeConfig() config.Config {
+	nc := config.Default()
+	nc.RESPAddr = c.RESPAddr
+	nc.HTTPAddr = c.HTTPAddr
+	nc.Password = c.Password
+	nc.MaxMemory = c.MaxMemory
+	if c.EvictionPolicy != "" {
+		nc.MaxMemoryPolicy = c.EvictionPolicy
+	}
+	if c.MaxKeyLen != 0 {
+		nc.MaxKeyLen = c.MaxKeyLen
+	}
+	if c.MaxValueLen != 0 {
+		nc.MaxValueLen = c.MaxValueLen
+	}
+	nc.MaxKeysPerMap = c.MaxKeysPerMap
+	return nc
+}
+
+// closeGrace is how long Close lets Redis clients finish the command they
+// are running before their connections are cut: long enough for any
+// single command, short enough that a client that stopped reading cannot
+// hold Close up.
+const closeGrace = 5 * time.Second
+
+// Node is a node running in this process. Its maps are reached with no
+// network hop; when Config.RESPAddr or HTTPAddr is set, other processes
+// reach the same data over the network. It is safe for concurrent use.
+type Node struct {
+	node   *node.Node
+	st     *store.Store
+	closed atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts a node in this process.
+func Open(cfg Config) (*Node, error) {
+	nd, err := node.New(cfg.nodeConfig(), cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("engram: invalid config: %w", err)
+	}
+	if err := nd.Start(); err != nil {
+		nd.Close(context.Background())
+		return nil, fmt.Errorf("engram: cannot start node: %w", err)
+	}
+	return &Node{node: nd, st: nd.Store()}, nil
+}
+
+// Close stops the listeners and background jobs. Afterwards every method
+// that returns an error returns ErrClosed. Calling Close again does
+// nothing.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		defer cancel()
+		if err := n.node.Close(ctx); err != nil {
+			n.closeErr = fmt.Errorf("engram: cannot close node cleanly: %w", err)
+		}
+	})
+	return n.closeErr
+}
+
+// check is the guard every error-returning call starts with.
+func (n *Node) check(ctx context.Context) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Map returns a handle on the named map, creating the map on first use.
+// Names are binary-safe strings; "0" is the map Redis clients see before
+// they SELECT another (a Redis client can select any non-empty name
+// without CR or LF). Handles are cheap and safe for concurrent use; keep
+// one rather than calling Map per operation.
+func (n *Node) Map(name string) *Map {
+	return &Map{n: n, sm: n.st.Map(name)}
+}
+
+// Maps returns the names of the maps that hold keys or settings, sorted
+// (jc maps()). After Close it reports the maps as Close left them.
+func (n *Node) Maps() []string { return n.st.MapNames() }
+
+// Sequences returns the sequence number of every map that has one (jc_s
+// sequence()). After Close it reports them as Close left them.
+func (n *Node) Sequences() map[string]uint64 { return n.st.Sequences() }
+
+// Flush clears every map (jc flush). Silent sends no delete events to
+// subscribers.
+func (n *Node) Flush(ctx context.Context, silent bool) error {
+	if err := n.check(ctx); err != nil {
+		return err
+	}
+	n.st.Flush(silent)
+	return nil
+}
+
+// RESPAddr returns the address Redis clients connect to, or "" when the
+// node does not listen for them.
+func (n *Node) RESPAddr() string { return n.node.RESPAddr() }
+
+// HTTPAddr returns the address of the HTTP API, or "" when it is off.
+func (n *Node) HTTPAddr() string { return n.node.HTTPAddr() }
+
+// Stats is a snapshot of a node's counters.
+type Stats struct {
+	Maps           int   // maps created
+	Keys           int64 // keys in all maps, counting expired keys not yet removed
+	UsedMemory     int64 // bytes of live data and index
+	MaxMemory      int64 // the memory bound; 0 = none
+	EvictionPolicy string
+	Hits           int64 // reads that found their key
+	Misses         int64 // reads that did not
+	Expired        int64 // items removed because their TTL or the map's max TTL passed
+	Evicted        int64 // items removed for the memory bound or by EvictSince
+	Uptime         time.Duration
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	s := n.st.Stats()
+	return Stats{Maps: s.Maps, Keys: s.Keys, UsedMemory: s.UsedMemory, MaxMemory: s.MaxMemory,
+		EvictionPolicy: s.Policy.String(), Hits: s.Hits, Misses: s.Misses, Expired: s.Expired,
+		Evicted: s.Evicted, Uptime: s.Uptime}
+}
