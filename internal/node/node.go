@@ -69,6 +69,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Store:      st,
 		Password:   cfg.Password,
 		MaxClients: cfg.MaxClients,
+		Clock:      st.Now,
 		Logger:     log.With("component", "resp"),
 		Version:    Version,
 	})
