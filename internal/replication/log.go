@@ -1,0 +1,225 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Entry is one change, as the store's observer reports it.
+type Entry struct {
+	LSN      uint64
+	Map      string
+	Key      []byte
+	Value    []byte // nil for a delete
+	Delete   bool
+	ExpireAt int64 // Unix ms; 0 = none
+	Created  int64 // Unix ms
+}
+
+func (e *Entry) size() int { return len(e.Map) + len(e.Key) + len(e.Value) + 64 }
+
+// ErrBacklog means a follower is too far behind: the write is refused (and
+// may be retried) rather than buffered without bound.
+var ErrBacklog = errors.New("replication backlog full")
+
+// ErrNoLongerFollower means the follower was removed while waited on.
+var ErrNoLongerFollower = errors.New("not a follower of this partition")
+
+// Log is one partition's replication log. Safe for concurrent use.
+type Log struct {
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every append or ack
+	base     uint64        // LSN of entries[0]
+	entries  []Entry
+	bytes    int
+	maxBytes int
+	next     uint64            // LSN the next append gets
+	acked    map[string]uint64 // follower -> highest LSN applied
+}
+
+// New returns an empty log whose first entry will get LSN 1. maxBytes
+// bounds the entries kept for lagging followers.
+func New(maxBytes int) *Log {
+	return &Log{changed: make(chan struct{}), base: 1, next: 1, maxBytes: maxBytes, acked: map[string]uint64{}}
+}
+
+func (l *Log) broadcast() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// Admit reports whether a write may proceed now: ErrBacklog if the
+// entries kept for lagging followers passed the bound. Callers check it
+// before writing, because Append runs inside the store and cannot refuse.
+func (l *Log) Admit() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bytes > l.maxBytes {
+		return fmt.Errorf("%w: %d bytes wait for %s", ErrBacklog, l.bytes, l.laggard())
+	}
+	return nil
+}
+
+func (l *Log) laggard() string {
+	who, min := "", ^uint64(0)
+	for f, a := range l.acked {
+		if a < min {
+			who, min = f, a
+		}
+	}
+	return who
+}
+
+// Append adds a change and returns its LSN. Keys and values are copied.
+// With no followers the entry is not kept (nobody will read it).
+func (l *Log) Append(e Entry) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e.LSN = l.next
+	l.next++
+	if len(l.acked) == 0 {
+		l.base = l.next
+		return e.LSN
+	}
+	e.Key = slices.Clone(e.Key)
+	e.Value = slices.Clone(e.Value)
+	l.entries = append(l.entries, e)
+	l.bytes += e.size()
+	l.broadcast()
+	return e.LSN
+}
+
+// Last returns the LSN of the latest append (0 before any).
+func (l *Log) Last() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - 1
+}
+
+// SetFollowers replaces the set of followers. A new follower starts as
+// having applied everything up to from (the LSN its snapshot covers);
+// followers no longer listed are dropped, releasing their backlog.
+func (l *Log) SetFollowers(followers []string, from uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keep := map[string]uint64{}
+	for _, f := range followers {
+		if a, ok := l.acked[f]; ok {
+			keep[f] = a
+		} else {
+			keep[f] = min(from, l.next-1)
+		}
+	}
+	l.acked = keep
+	l.trim()
+	l.broadcast()
+}
+
+// Read returns up to max entries after LSN after for a follower, waiting
+// until there is at least one or ctx ends. If the follower needs entries
+// already dropped it gets an error: it must resynchronise by snapshot.
+func (l *Log) Read(ctx context.Context, after uint64, max int) ([]Entry, error) {
+	for {
+		l.mu.Lock()
+		if after+1 < l.base {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("entries after %d were already dropped (log starts at %d): resynchronise", after, l.base)
+		}
+		if after+1 < l.next {
+			i := int(after + 1 - l.base)
+			n := min(max, len(l.entries)-i)
+			out := slices.Clone(l.entries[i : i+n])
+			l.mu.Unlock()
+			return out, nil
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Ack records that follower applied every entry up to lsn.
+func (l *Log) Ack(follower string, lsn uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a, ok := l.acked[follower]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoLongerFollower, follower)
+	}
+	if lsn > a {
+		l.acked[follower] = min(lsn, l.next-1)
+		l.trim()
+		l.broadcast()
+	}
+	return nil
+}
+
+// trim drops the entries every follower has acknowledged.
+func (l *Log) trim() {
+	low := l.next - 1
+	for _, a := range l.acked {
+		low = min(low, a)
+	}
+	n := 0
+	for n < len(l.entries) && l.entries[n].LSN <= low {
+		l.bytes -= l.entries[n].size()
+		n++
+	}
+	if n > 0 {
+		l.entries = slices.Delete(l.entries, 0, n)
+		l.base += uint64(n)
+	}
+	if len(l.acked) == 0 {
+		l.entries, l.bytes, l.base = nil, 0, l.next
+	}
+}
+
+// Wait blocks until every current follower has acknowledged lsn (ack=all
+// writes), or ctx ends. Followers removed meanwhile no longer count.
+func (l *Log) Wait(ctx context.Context, lsn uint64) error {
+	for {
+		l.mu.Lock()
+		done := true
+		for _, a := range l.acked {
+			if a < lsn {
+				done = false
+				break
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replicas did not acknowledge lsn %d in time: %w", lsn, ctx.Err())
+		}
+	}
+}
+
+// Acked returns each follower's acknowledged LSN (for admin views).
+func (l *Log) Acked() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.acked))
+	for f, a := range l.acked {
+		out[f] = a
+	}
+	return out
+}
+
+// Backlog returns the bytes kept for lagging followers.
+func (l *Log) Backlog() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}

@@ -1,0 +1,156 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func put(k string) Entry { return Entry{Map: "m", Key: []byte(k), Value: []byte("v-" + k)} }
+
+func TestNoFollowersKeepsNothing(t *testing.T) {
+	l := New(1 << 20)
+	for i := 0; i < 100; i++ {
+		l.Append(put(fmt.Sprint(i)))
+	}
+	if l.Last() != 100 || l.Backlog() != 0 {
+		t.Fatalf("last %d backlog %d", l.Last(), l.Backlog())
+	}
+	if err := l.Wait(context.Background(), 100); err != nil {
+		t.Fatalf("wait with no followers: %v", err)
+	}
+}
+
+// TestFollowersReadInOrderAndAck runs two followers applying the log into
+// their own maps while a writer appends; after the writer's Wait, both
+// followers hold every write, in order (last value wins per key).
+func TestFollowersReadInOrderAndAck(t *testing.T) {
+	l := New(1 << 30)
+	l.SetFollowers([]string{"a", "b"}, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	applied := map[string]map[string]string{"a": {}, "b": {}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, f := range []string{"a", "b"} {
+		wg.Add(1)
+		go func(f string) {
+			defer wg.Done()
+			var last uint64
+			for {
+				es, err := l.Read(ctx, last, 7)
+				if err != nil {
+					return
+				}
+				for _, e := range es {
+					if e.LSN != last+1 {
+						t.Errorf("%s: got lsn %d after %d", f, e.LSN, last)
+						return
+					}
+					mu.Lock()
+					if e.Delete {
+						delete(applied[f], string(e.Key))
+					} else {
+						applied[f][string(e.Key)] = string(e.Value)
+					}
+					mu.Unlock()
+					last = e.LSN
+				}
+				l.Ack(f, last)
+			}
+		}(f)
+	}
+	want := map[string]string{}
+	for i := 0; i < 2000; i++ {
+		k := fmt.Sprint(i % 50)
+		if i%7 == 0 {
+			l.Append(Entry{Map: "m", Key: []byte(k), Delete: true})
+			delete(want, k)
+		} else {
+			e := put(fmt.Sprint(i))
+			e.Key = []byte(k)
+			l.Append(e)
+			want[k] = string(e.Value)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := l.Wait(wctx, l.Last()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for _, f := range []string{"a", "b"} {
+		if fmt.Sprint(applied[f]) != fmt.Sprint(want) {
+			t.Fatalf("follower %s diverged", f)
+		}
+	}
+	mu.Unlock()
+	if l.Backlog() != 0 {
+		t.Fatalf("backlog %d after everyone acked", l.Backlog())
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestBacklogBoundAndFollowerRemoval(t *testing.T) {
+	l := New(10_000)
+	l.SetFollowers([]string{"slow"}, 0)
+	for i := 0; l.Admit() == nil; i++ {
+		if i > 10_000 {
+			t.Fatal("backlog never reported full")
+		}
+		l.Append(put(fmt.Sprint(i)))
+	}
+	if err := l.Admit(); !errors.Is(err, ErrBacklog) {
+		t.Fatalf("admit: %v", err)
+	}
+	// A writer waiting on the slow follower returns at its deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(ctx, l.Last()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait on a dead follower: %v", err)
+	}
+	// The control plane fails the follower over: waiters and the bound
+	// are released.
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(context.Background(), l.Last()) }()
+	l.SetFollowers(nil, 0)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if l.Admit() != nil || l.Backlog() != 0 {
+		t.Fatalf("backlog %d after removing the follower", l.Backlog())
+	}
+	if err := l.Ack("slow", 5); !errors.Is(err, ErrNoLongerFollower) {
+		t.Fatalf("ack from a removed follower: %v", err)
+	}
+}
+
+func TestNewFollowerStartsAtSnapshotAndLaggardMustResync(t *testing.T) {
+	l := New(1 << 20)
+	l.SetFollowers([]string{"a"}, 0)
+	for i := 0; i < 10; i++ {
+		l.Append(put(fmt.Sprint(i)))
+	}
+	l.Ack("a", 10)
+	// b joins with a snapshot covering LSN 10: it reads from 11.
+	l.SetFollowers([]string{"a", "b"}, 10)
+	l.Append(put("x"))
+	es, err := l.Read(context.Background(), 10, 100)
+	if err != nil || len(es) != 1 || es[0].LSN != 11 {
+		t.Fatalf("read after snapshot: %v %v", es, err)
+	}
+	l.Ack("a", 11)
+	l.Ack("b", 11)
+	if _, err := l.Read(context.Background(), 3, 100); err == nil {
+		t.Fatal("reading dropped entries should ask for a resync")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.Read(ctx, 11, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read with nothing new: %v", err)
+	}
+}
