@@ -19,17 +19,31 @@ func cmdAuth(c *conn, a [][]byte) {
 		c.err(errSyntax)
 		return
 	}
-	if c.s.opts.Password == "" {
+	if len(a) == 2 && c.s.opts.Password == "" {
 		c.err(errNoPassword)
 		return
 	}
-	pw := a[len(a)-1]
-	if len(a) == 3 && !eq(a[1], "default") || !c.s.checkPassword(pw) {
+	user := []byte("default")
+	if len(a) == 3 {
+		user = a[1]
+	}
+	if !c.s.authenticate(user, a[len(a)-1]) {
 		c.err(errWrongPass)
 		return
 	}
 	c.authed = true
 	c.ok()
+}
+
+// authenticate checks a username and password the way Redis's ACL checks
+// its only user here, "default": with no password configured that user is
+// "nopass" and any password is accepted for it, which clients that always
+// send AUTH default <pw> (go-redis with a password set) rely on.
+func (s *Server) authenticate(user, pw []byte) bool {
+	if !eq(user, "default") {
+		return false
+	}
+	return s.opts.Password == "" || s.checkPassword(pw)
 }
 
 func cmdHello(c *conn, a [][]byte) {
@@ -51,17 +65,18 @@ func cmdHello(c *conn, a [][]byte) {
 	for i := 2; i < len(a); i++ {
 		switch {
 		case eq(a[i], "auth") && i+2 < len(a):
-			if c.s.opts.Password == "" {
-				c.err(errNoPassword)
-				return
-			}
-			if !eq(a[i+1], "default") || !c.s.checkPassword(a[i+2]) {
+			if !c.s.authenticate(a[i+1], a[i+2]) {
 				c.err(errWrongPass)
 				return
 			}
 			authed = true
 			i += 2
 		case eq(a[i], "setname") && i+1 < len(a):
+			// Checked here, as Redis does, so a bad name changes nothing.
+			if !validName(a[i+1]) {
+				c.err("ERR Client names cannot contain spaces, newlines or special characters.")
+				return
+			}
 			name = a[i+1]
 			i++
 		default:
@@ -70,17 +85,16 @@ func cmdHello(c *conn, a [][]byte) {
 		}
 	}
 	if !authed {
-		c.err(errNoAuth)
+		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
-	c.authed, c.proto = true, proto
+	c.authed = true
+	c.info.Lock()
+	c.proto = proto
 	if name != nil {
-		if !validName(name) {
-			c.err("ERR Client names cannot contain spaces, newlines or special characters.")
-			return
-		}
 		c.name = string(name)
 	}
+	c.info.Unlock()
 	c.mapHeader(7)
 	c.bulkString("server")
 	c.bulkString("redis") // clients check this field; Engram speaks Redis
@@ -118,7 +132,9 @@ func cmdClient(c *conn, a [][]byte) {
 			c.err("ERR Client names cannot contain spaces, newlines or special characters.")
 			return
 		}
+		c.info.Lock()
 		c.name = string(a[2])
+		c.info.Unlock()
 		c.ok()
 	case eq(a[1], "getname") && len(a) == 2:
 		if c.name == "" {
@@ -129,12 +145,26 @@ func cmdClient(c *conn, a [][]byte) {
 	case eq(a[1], "id") && len(a) == 2:
 		c.int(c.id)
 	case eq(a[1], "setinfo") && len(a) == 4:
-		if eq(a[2], "lib-name") || eq(a[2], "lib-ver") {
-			c.lib = strings.TrimSpace(c.lib + " " + trunc(a[3]))
-			c.ok()
+		// CLIENT LIST is space-separated key=value pairs: a value with a
+		// space in it would break every parser of it, so Redis refuses one.
+		var dst *string
+		switch {
+		case eq(a[2], "lib-name"):
+			dst = &c.lib[0]
+		case eq(a[2], "lib-ver"):
+			dst = &c.lib[1]
+		default:
+			c.errorf("ERR Unrecognized option '%s'", trunc(a[2]))
 			return
 		}
-		c.errorf("ERR Unrecognized option '%s'", trunc(a[2]))
+		if !validName(a[3]) {
+			c.errorf("ERR %s cannot contain spaces, newlines or special characters.", strings.ToLower(string(a[2])))
+			return
+		}
+		c.info.Lock()
+		*dst = string(a[3])
+		c.info.Unlock()
+		c.ok()
 	case eq(a[1], "info") && len(a) == 2:
 		c.bulkString(c.describe(time.Now()))
 	case eq(a[1], "list"):
@@ -142,7 +172,13 @@ func cmdClient(c *conn, a [][]byte) {
 		now := time.Now()
 		c.s.mu.Lock()
 		for o := range c.s.conns {
+			if o == c {
+				sb.WriteString(c.describe(now))
+				continue
+			}
+			o.info.Lock()
 			sb.WriteString(o.describe(now))
+			o.info.Unlock()
 		}
 		c.s.mu.Unlock()
 		c.bulkString(sb.String())
@@ -153,19 +189,33 @@ func cmdClient(c *conn, a [][]byte) {
 			c.simple(h)
 		}
 	default:
-		c.errorf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", trunc(a[1]))
+		subcommandErr(c, "client", a[1], "setname", "getname", "id", "setinfo", "info", "list", "help")
 	}
 }
 
-// describe renders the connection like a CLIENT LIST line. Fields another
-// goroutine may change are read without locks; they are informational.
+// subcommandErr replies to a subcommand that did not match: Redis 7
+// words a known subcommand with the wrong arguments differently from an
+// unknown one, and clients and people recognise both texts.
+func subcommandErr(c *conn, cmd string, sub []byte, known ...string) {
+	for _, k := range known {
+		if eq(sub, k) {
+			c.errorf("ERR wrong number of arguments for '%s|%s' command", cmd, k)
+			return
+		}
+	}
+	c.errorf("ERR unknown subcommand '%s'. Try %s HELP.", trunc(sub), strings.ToUpper(cmd))
+}
+
+// describe renders the connection like a CLIENT LIST line. Called for
+// another connection, the caller must hold that connection's info lock.
 func (c *conn) describe(now time.Time) string {
 	idle := int64(0)
 	if l := c.last.Load(); l > 0 {
 		idle = (now.UnixMilli() - l) / 1000
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d db=%s resp=%d lib=%s\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, int(now.Sub(c.since).Seconds()), idle, c.m.Name(), c.proto, c.lib)
+	// The map name is binary-safe: sanitize it so the line stays parseable.
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d db=%s resp=%d lib-name=%s lib-ver=%s\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, int(now.Sub(c.since).Seconds()), idle, sanitize(c.m.Name()), c.proto, c.lib[0], c.lib[1])
 }
 
 func cmdCommand(c *conn, a [][]byte) {
@@ -186,7 +236,7 @@ func cmdCommand(c *conn, a [][]byte) {
 		for _, n := range want {
 			cmd := c.s.cmds[n]
 			if cmd == nil {
-				c.nullArray()
+				c.null() // Redis replies a null bulk here, not a null array
 				continue
 			}
 			c.commandInfo(cmd)
@@ -248,8 +298,10 @@ func cmdTime(c *conn, _ [][]byte) {
 }
 
 func cmdReset(c *conn, _ [][]byte) {
+	c.info.Lock()
 	c.proto, c.name = 2, ""
 	c.m = c.s.st.Map("0")
+	c.info.Unlock()
 	c.authed = c.s.opts.Password == ""
 	c.simple("RESET")
 }
@@ -356,7 +408,7 @@ func cmdConfig(c *conn, a [][]byte) {
 	case eq(a[1], "rewrite"):
 		c.err("ERR Engram does not rewrite its configuration file; set options with flags, ENGRAM_* variables or the config file")
 	default:
-		c.errorf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CONFIG HELP.", trunc(a[1]))
+		subcommandErr(c, "config", a[1], "get", "set", "resetstat", "rewrite")
 	}
 }
 

@@ -92,17 +92,31 @@ func commandTable() map[string]*command {
 
 func eq(a []byte, s string) bool { return len(a) == len(s) && strings.EqualFold(string(a), s) }
 
-// parseInt parses a Redis integer argument strictly (no spaces, no '+').
+// parseInt parses a Redis integer argument as strictly as Redis's
+// string2ll: an optional '-', then digits with no leading zero ("01" and
+// "-0" are not integers), no '+', no spaces. Being as strict matters for
+// stored values too: INCR on "01" must fail as it does on Redis.
 func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '+' || b[0] == ' ' || b[len(b)-1] == ' ' {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	d := b
+	if d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || d[0] < '0' || d[0] > '9' || (d[0] == '0' && len(b) > 1) {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	return n, err == nil
 }
 
+// maxFloatLen is Redis's MAX_LONG_DOUBLE_CHARS: INCRBYFLOAT writes values
+// like 1e300 out in full, and must be able to read them back.
+const maxFloatLen = 5 << 10
+
 func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 64 || b[0] == ' ' || b[len(b)-1] == ' ' {
+	if len(b) == 0 || len(b) > maxFloatLen || b[0] == ' ' || b[len(b)-1] == ' ' {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
@@ -140,55 +154,75 @@ func (c *conn) keepTmp(v []byte) {
 	}
 }
 
-// expiry options shared by SET and GETEX.
+// expiry holds the expiry options of SET, GETEX and SETSEQ while they are
+// parsed. Like Redis, options are parsed for syntax first and the expire
+// time is validated after, so "SET k v EX abc NX XX" is a syntax error.
 type expiry struct {
-	at      int64 // absolute Unix ms; 0 = none
-	keepTTL bool
-	persist bool
-	set     bool // an expiry option was given
+	kind string // "ex", "px", "exat", "pxat", "keepttl", "persist"; "" = none
+	arg  []byte // the time argument of ex/px/exat/pxat
 }
 
-// parseExpiry consumes one expiry option at a[i] (and its argument).
-// It returns the number of args consumed (0 if a[i] is not an expiry
-// option) or -1 after replying with an error.
-func parseExpiry(c *conn, a [][]byte, i int, e *expiry, cmd string) int {
-	var unit int64
-	var abs bool
-	switch {
-	case eq(a[i], "ex"):
-		unit = 1000
-	case eq(a[i], "px"):
+// allow reports whether an expiry option of kind may follow those already
+// parsed. Redis lets an option repeat (the last one wins) but refuses two
+// different kinds, e.g. EX with PX or KEEPTTL.
+func (e *expiry) allow(kind string) bool { return e.kind == "" || e.kind == kind }
+
+// parse consumes a time option (EX, PX, EXAT, PXAT and its argument) at
+// a[i]. It returns how many arguments it consumed, or 0 if a[i] is not
+// such an option or not allowed here, which is a syntax error.
+func (e *expiry) parse(a [][]byte, i int) int {
+	for _, k := range [...]string{"ex", "px", "exat", "pxat"} {
+		if eq(a[i], k) {
+			if !e.allow(k) || i+1 >= len(a) {
+				return 0
+			}
+			e.kind, e.arg = k, a[i+1]
+			return 2
+		}
+	}
+	return 0
+}
+
+// resolve returns the absolute expiry (Unix ms) of a time option, 0 if
+// none was given, or false after replying with Redis's error.
+func (e *expiry) resolve(c *conn, cmd string) (int64, bool) {
+	at, msg := e.at(c.s.now(), cmd)
+	if msg != "" {
+		c.err(msg)
+		return 0, false
+	}
+	return at, true
+}
+
+// at is resolve without the reply: it returns the error message instead.
+func (e *expiry) at(now int64, cmd string) (int64, string) {
+	if e.arg == nil {
+		return 0, ""
+	}
+	unit, abs := int64(1000), false
+	switch e.kind {
+	case "px":
 		unit = 1
-	case eq(a[i], "exat"):
-		unit, abs = 1000, true
-	case eq(a[i], "pxat"):
+	case "exat":
+		abs = true
+	case "pxat":
 		unit, abs = 1, true
-	default:
-		return 0
 	}
-	if e.set || i+1 >= len(a) {
-		c.err(errSyntax)
-		return -1
-	}
-	n, ok := parseInt(a[i+1])
+	n, ok := parseInt(e.arg)
 	if !ok {
-		c.err(errNotInt)
-		return -1
+		return 0, errNotInt
 	}
 	if n <= 0 || n > math.MaxInt64/unit {
-		c.errorf("ERR invalid expire time in '%s' command", cmd)
-		return -1
+		return 0, "ERR invalid expire time in '" + cmd + "' command"
 	}
 	n *= unit
 	if !abs {
-		if n > math.MaxInt64-c.s.now() {
-			c.errorf("ERR invalid expire time in '%s' command", cmd)
-			return -1
+		if n > math.MaxInt64-now {
+			return 0, "ERR invalid expire time in '" + cmd + "' command"
 		}
-		n += c.s.now()
+		n += now
 	}
-	e.at, e.set = n, true
-	return 2
+	return n, ""
 }
 
 func cmdSet(c *conn, a [][]byte) {
@@ -197,19 +231,16 @@ func cmdSet(c *conn, a [][]byte) {
 	get := false
 	for i := 3; i < len(a); {
 		switch {
-		case eq(a[i], "nx") && o.Cond == store.Always:
+		case eq(a[i], "nx") && o.Cond != store.IfPresent:
 			o.Cond = store.IfAbsent
-		case eq(a[i], "xx") && o.Cond == store.Always:
+		case eq(a[i], "xx") && o.Cond != store.IfAbsent:
 			o.Cond = store.IfPresent
 		case eq(a[i], "get"):
 			get = true
-		case eq(a[i], "keepttl") && !e.set:
-			e.keepTTL, e.set = true, true
+		case eq(a[i], "keepttl") && e.allow("keepttl"):
+			e.kind = "keepttl"
 		default:
-			n := parseExpiry(c, a, i, &e, "set")
-			if n < 0 {
-				return
-			}
+			n := e.parse(a, i)
 			if n == 0 {
 				c.err(errSyntax)
 				return
@@ -219,7 +250,11 @@ func cmdSet(c *conn, a [][]byte) {
 		}
 		i++
 	}
-	o.ExpireAt, o.KeepTTL = e.at, e.keepTTL
+	at, ok := e.resolve(c, "set")
+	if !ok {
+		return
+	}
+	o.ExpireAt, o.KeepTTL = at, e.kind == "keepttl"
 	if get {
 		o.ReturnOld, o.OldBuf = true, c.tmp[:0]
 	}
@@ -289,7 +324,13 @@ func cmdGetSet(c *conn, a [][]byte) {
 }
 
 func cmdGetDel(c *conn, a [][]byte) {
-	v, ok := c.m.GetDelete(c.tmp[:0], a[1])
+	// GetDelete copies the value only into a non-nil dst, and c.tmp is
+	// nil until a command has used it.
+	dst := c.tmp[:0]
+	if dst == nil {
+		dst = []byte{}
+	}
+	v, ok := c.m.GetDelete(dst, a[1])
 	if !ok {
 		c.null()
 		return
@@ -301,47 +342,57 @@ func cmdGetDel(c *conn, a [][]byte) {
 func cmdGetEx(c *conn, a [][]byte) {
 	var e expiry
 	for i := 2; i < len(a); {
-		if eq(a[i], "persist") && !e.set {
-			e.persist, e.set = true, true
+		if eq(a[i], "persist") && e.allow("persist") {
+			e.kind = "persist"
 			i++
 			continue
 		}
-		n := parseExpiry(c, a, i, &e, "getex")
-		if n < 0 {
-			return
-		}
+		n := e.parse(a, i)
 		if n == 0 {
 			c.err(errSyntax)
 			return
 		}
 		i += n
 	}
+	now := c.s.now()
 	var val []byte
 	found := false
+	var bad string
 	err := c.m.Mutate(a[1], func(cur store.Entry, exists bool) (store.Mutation, error) {
 		if !exists {
+			return store.Mutation{}, nil
+		}
+		// Redis checks the expire time only once it has found the key:
+		// GETEX of a missing key is null even with a bad time.
+		var at int64
+		if at, bad = e.at(now, "getex"); bad != "" {
 			return store.Mutation{}, nil
 		}
 		found = true
 		val = append(c.tmp[:0], cur.Value...)
 		switch {
-		case e.persist:
+		case e.kind == "persist":
 			return store.Mutation{Action: store.SetExpiry}, nil
-		case e.set:
-			return store.Mutation{Action: store.SetExpiry, ExpireAt: e.at}, nil
+		case e.arg != nil && at <= now:
+			// An EXAT/PXAT in the past deletes the key at once, as Redis
+			// does, rather than leave it counted until the sweeper runs.
+			return store.Mutation{Action: store.Remove}, nil
+		case e.arg != nil:
+			return store.Mutation{Action: store.SetExpiry, ExpireAt: at}, nil
 		}
 		return store.Mutation{}, nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		c.storeErr(err)
-		return
-	}
-	if !found {
+	case bad != "":
+		c.err(bad)
+	case !found:
 		c.null()
-		return
+	default:
+		c.bulk(val)
+		c.keepTmp(val)
 	}
-	c.bulk(val)
-	c.keepTmp(val)
 }
 
 func cmdMGet(c *conn, a [][]byte) {
@@ -423,11 +474,8 @@ func cmdType(c *conn, a [][]byte) {
 }
 
 func cmdExpire(c *conn, a [][]byte, unit int64, abs bool) {
-	n, ok := parseInt(a[2])
-	if !ok {
-		c.err(errNotInt)
-		return
-	}
+	// Options first, then the number, in Redis's order, so the same bad
+	// command gets the same error.
 	var nx, xx, gt, lt bool
 	for _, o := range a[3:] {
 		switch {
@@ -450,6 +498,11 @@ func cmdExpire(c *conn, a [][]byte, unit int64, abs bool) {
 	}
 	if gt && lt {
 		c.err("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	n, ok := parseInt(a[2])
+	if !ok {
+		c.err(errNotInt)
 		return
 	}
 	now := c.s.now()
@@ -507,8 +560,10 @@ func cmdExpireTime(c *conn, a [][]byte, unit int64) {
 		c.int(-2)
 	case e.ExpireAt == 0:
 		c.int(-1)
+	case unit == 1:
+		c.int(e.ExpireAt)
 	default:
-		c.int(e.ExpireAt / unit)
+		c.int((e.ExpireAt + 500) / 1000) // rounded, as Redis rounds TTL and EXPIRETIME
 	}
 }
 
@@ -609,8 +664,13 @@ func cmdIncrBy(c *conn, a [][]byte) {
 
 func cmdDecrBy(c *conn, a [][]byte) {
 	n, ok := parseInt(a[2])
-	if !ok || n == math.MinInt64 {
+	if !ok {
 		c.err(errNotInt)
+		return
+	}
+	if n == math.MinInt64 {
+		// -n does not exist; Redis's own words for it.
+		c.err("ERR decrement would overflow")
 		return
 	}
 	incrBy(c, a[1], -n)
@@ -726,7 +786,11 @@ func cmdGetRange(c *conn, a [][]byte) {
 
 func cmdSetRange(c *conn, a [][]byte) {
 	off, ok := parseInt(a[2])
-	if !ok || off < 0 {
+	if !ok {
+		c.err(errNotInt)
+		return
+	}
+	if off < 0 {
 		c.err("ERR offset is out of range")
 		return
 	}
@@ -785,6 +849,8 @@ func cmdSelect(c *conn, a [][]byte) {
 		c.storeErr(err)
 		return
 	}
+	c.info.Lock()
 	c.m = m
+	c.info.Unlock()
 	c.ok()
 }

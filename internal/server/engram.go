@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/engramdb/engram/internal/store"
@@ -232,7 +233,7 @@ func cmdPutAll(c *conn, a [][]byte, withSeq bool) {
 	if ttl > 0 {
 		o.ExpireAt = c.s.now() + ttl*1000
 	}
-	items, ok := pairs(c, a[i+1:], string(a[0]))
+	items, ok := pairs(c, a[i+1:], strings.ToLower(string(a[0])))
 	if !ok {
 		return
 	}
@@ -253,17 +254,18 @@ func cmdSetSeq(c *conn, a [][]byte) {
 	o := store.SetOptions{Seq: seq, HasSeq: true}
 	var e expiry
 	for i := 4; i < len(a); {
-		n := parseExpiry(c, a, i, &e, "setseq")
-		if n < 0 {
-			return
-		}
+		n := e.parse(a, i)
 		if n == 0 {
 			c.err(errSyntax)
 			return
 		}
 		i += n
 	}
-	o.ExpireAt = e.at
+	at, ok := e.resolve(c, "setseq")
+	if !ok {
+		return
+	}
+	o.ExpireAt = at
 	if _, err := c.m.Set(a[2], a[3], o); err != nil {
 		c.storeErr(err)
 		return

@@ -201,7 +201,9 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// conn is one client connection's state.
+// conn is one client connection's state. info guards m, proto, name and
+// lib, which CLIENT LIST on another connection reads: only the owning
+// goroutine writes them, under info, and it reads them without it.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -213,7 +215,8 @@ type conn struct {
 	proto  int
 	authed bool
 	name   string
-	lib    string
+	lib    [2]string  // CLIENT SETINFO lib-name, lib-ver
+	info   sync.Mutex // see above
 	since  time.Time
 	last   atomic.Int64 // Unix ms of the last command
 	cmd    string       // last command name
@@ -367,10 +370,8 @@ func (c *conn) int(n int64)         { c.out = resp.AppendInt(c.out, n) }
 func (c *conn) bulk(b []byte)       { c.out = resp.AppendBulk(c.out, b) }
 func (c *conn) bulkString(s string) { c.out = resp.AppendBulkString(c.out, s) }
 func (c *conn) null()               { c.out = resp.AppendNull(c.out, c.proto) }
-func (c *conn) nullArray()          { c.out = resp.AppendNullArray(c.out, c.proto) }
 func (c *conn) array(n int)         { c.out = resp.AppendArrayHeader(c.out, n) }
 func (c *conn) mapHeader(n int)     { c.out = resp.AppendMapHeader(c.out, n, c.proto) }
-func (c *conn) double(f float64)    { c.out = resp.AppendDouble(c.out, f, c.proto) }
 func (c *conn) err(msg string) {
 	c.failed = true
 	c.out = resp.AppendError(c.out, msg)
