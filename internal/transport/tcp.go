@@ -122,7 +122,7 @@ func (t *TCP) Addr() string { return t.addr }
 // Close stops listening, fails pending Calls with ErrClosed, closes every
 // connection, cancels running handlers and waits for them and for every
 // goroutine of the transport. A handler that ignores its context delays
-// Close until it returns.
+// Close until it returns, so a handler must not call Close itself.
 func (t *TCP) Close() error {
 	t.closing.Store(true)
 	t.mu.Lock()
