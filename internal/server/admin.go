@@ -316,7 +316,10 @@ func (s *Server) configGet(name string) (string, bool) {
 	case "maxclients":
 		return strconv.Itoa(s.opts.MaxClients), true
 	case "proto-max-bulk-len":
-		return strconv.Itoa(s.opts.Limits.MaxBulkLen), true
+		// CONFIG SET of it lowers the value limit (the protocol limit is
+		// fixed at start), so report the limit in force: GET must show
+		// what SET set.
+		return strconv.FormatInt(min(int64(s.opts.Limits.MaxBulkLen), s.st.MaxValueLen()), 10), true
 	case "timeout":
 		return strconv.Itoa(int(s.opts.IdleTimeout / time.Second)), true
 	case "databases":

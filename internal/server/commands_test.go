@@ -732,6 +732,10 @@ func redisCommandCases() []cmdCase {
 		{name: "CONFIG Engram settings", engramOnly: true, steps: []step{
 			{"CONFIG GET maxclients", `["maxclients" "10000"]`},
 			{"CONFIG GET max-*", `["max-value-len" "536870912" "max-key-len" "65536"]`},
+			{"CONFIG GET proto-max-bulk-len", `["proto-max-bulk-len" "536870912"]`},
+			{"CONFIG SET proto-max-bulk-len 1000", "+OK"},
+			{"CONFIG GET proto-max-bulk-len", `["proto-max-bulk-len" "1000"]`},
+			{"CONFIG GET max-value-len", `["max-value-len" "1000"]`},
 			{"CONFIG SET max-value-len 4", "+OK"},
 			{"SET k 12345", "-ERR value too large: 5 bytes, the limit is 4"},
 			{"SET k 1234", "+OK"},
@@ -883,6 +887,19 @@ func engramCommandCases() []cmdCase {
 			{"SEQUENCES", `["0" :7 "other" :1]`},
 			{"HELLO 3", hello3},
 			{"SEQUENCES", `%["0" :7 "other" :1]`},
+		}},
+		{name: "refused sequenced writes leave the sequence", steps: []step{
+			{"CONFIG SET max-value-len 2", "+OK"},
+			{"PUTALLSEQ 5 0 a 123", "-ERR value too large: 3 bytes, the limit is 2"},
+			{"SETSEQ 5 a 123", "-ERR value too large: 3 bytes, the limit is 2"},
+			{"SEQUENCE", "(nil)"},
+			{"SETMAXKEYS 1", "+OK"},
+			{"SETSEQ 7 a 1", "+OK"},
+			{"SETSEQ 8 b 1", `-MAPFULL map is full: map "0" holds 1 keys, the limit is 1`},
+			{"SEQUENCE", ":7"},
+			{"DELSEQ 9 nokey", ":0"}, // deleting nothing is still an accepted operation
+			{"SEQUENCE", ":9"},
+			{"SET x 1", "-MAPFULL map is full: map \"0\" holds 1 keys, the limit is 1"},
 		}},
 		{name: "DELSEQ", steps: []step{
 			{"MSET a 1 b 2 c 3", "+OK"},
