@@ -112,12 +112,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "engram: %v\n", err)
 		return 2
 	}
+	// Catch signals before announcing readiness: a SIGTERM sent right after
+	// the "ready" line must shut down cleanly, not kill the process.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	if err := n.Start(); err != nil {
 		fmt.Fprintf(stderr, "engram: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	log.Info("shutting down", "signal", context.Cause(ctx))
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

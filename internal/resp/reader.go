@@ -138,6 +138,10 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return &Reader{rd: r, lim: lim.WithDefaults(), bulk: -1}
 }
 
+// SetLimits replaces the limits from the next command on. A server uses it
+// to hold unauthenticated clients to tighter limits, as Redis does.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim.WithDefaults() }
+
 // Buffered reports how many bytes are buffered but not yet consumed by
 // ReadCommand. A server uses it after executing a command: if it is nonzero,
 // another pipelined command may already be here, so replies can be batched

@@ -31,7 +31,7 @@ func cmdAuth(c *conn, a [][]byte) {
 		c.err(errWrongPass)
 		return
 	}
-	c.authed = true
+	c.setAuthed(true)
 	c.ok()
 }
 
@@ -88,7 +88,7 @@ func cmdHello(c *conn, a [][]byte) {
 		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
-	c.authed = true
+	c.setAuthed(true)
 	c.info.Lock()
 	c.proto = proto
 	if name != nil {
@@ -302,7 +302,7 @@ func cmdReset(c *conn, _ [][]byte) {
 	c.proto, c.name = 2, ""
 	c.m = c.s.st.Map("0")
 	c.info.Unlock()
-	c.authed = c.s.opts.Password == ""
+	c.setAuthed(c.s.opts.Password == "")
 	c.simple("RESET")
 }
 

@@ -877,8 +877,9 @@ func engramCommandCases() []cmdCase {
 			{"SETSEQ 8 k v NX", errSyntaxR},
 			{"SETSEQ 8 k v EX", errSyntaxR},
 			{"SEQUENCE", ":7"}, // refused commands do not advance the sequence
-			{"SETSEQ -1 k v", "-ERR sequence must be a non-negative integer"},
-			{"SETSEQ abc k v", "-ERR sequence must be a non-negative integer"},
+			{"SETSEQ -1 k v", "-ERR sequence must be an integer between 0 and 9223372036854775807"},
+			{"SETSEQ abc k v", "-ERR sequence must be an integer between 0 and 9223372036854775807"},
+			{"SETSEQ 9223372036854775808 k v", "-ERR sequence must be an integer between 0 and 9223372036854775807"},
 			{"SETSEQ 9 k", arity("setseq")},
 			{"SEQUENCE nosuch", "(nil)"},
 			{"SEQUENCE a b", errSyntaxR},
@@ -907,7 +908,7 @@ func engramCommandCases() []cmdCase {
 			{"DELSEQ 9 c", `-OUTOFSEQ out of sequence: sequence 9 is lower than map "0"'s current 10`},
 			{"EXISTS c", ":1"},
 			{"DELSEQ 10 c", ":1"},
-			{"DELSEQ x c", "-ERR sequence must be a non-negative integer"},
+			{"DELSEQ x c", "-ERR sequence must be an integer between 0 and 9223372036854775807"},
 			{"DELSEQ 11", arity("delseq")},
 		}},
 		{name: "PUTALLSEQ", steps: []step{
@@ -917,7 +918,7 @@ func engramCommandCases() []cmdCase {
 			{"PUTALLSEQ 4 5 c 3", ":1"},
 			{"TTL c", ":5"},
 			{"PUTALLSEQ 4 0 a", arity("putallseq")},
-			{"PUTALLSEQ x 0 a 1", "-ERR sequence must be a non-negative integer"},
+			{"PUTALLSEQ x 0 a 1", "-ERR sequence must be an integer between 0 and 9223372036854775807"},
 			{"SEQUENCE", ":4"},
 		}},
 		{name: "REMOVEITEMS REMOVEITEMSSEQ", steps: []step{

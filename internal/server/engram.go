@@ -204,9 +204,11 @@ func cmdValues(c *conn, _ [][]byte) {
 
 // parseSeq reads a sequence number argument.
 func parseSeq(c *conn, b []byte) (uint64, bool) {
-	n, err := strconv.ParseUint(string(b), 10, 64)
+	// Bounded to int64 because RESP integers, in which SEQUENCE replies,
+	// are signed.
+	n, err := strconv.ParseUint(string(b), 10, 63)
 	if err != nil {
-		c.err("ERR sequence must be a non-negative integer")
+		c.err("ERR sequence must be an integer between 0 and 9223372036854775807")
 		return 0, false
 	}
 	return n, true

@@ -312,3 +312,28 @@ func TestBinarySafeRoundTrip(t *testing.T) {
 	c.must(":5", "DBSIZE")
 	c.must(fmt.Sprintf("[%q %q]", all, "\r\n$3\r\n*1\r\n"), "MGET", string(all), "\r\n")
 }
+
+// TestUnauthenticatedLimits: before AUTH, a client may only send small
+// commands, so without the password nobody can make the node buffer big
+// arguments; after AUTH the normal limits apply.
+func TestUnauthenticatedLimits(t *testing.T) {
+	ts := startServer(t, func(c *serverConfig) { c.opts.Password = "pw" })
+	c := ts.dial(t)
+	c.write([]byte("*2\r\n$3\r\nGET\r\n$100000\r\n"))
+	if got := render(c.read()); !strings.Contains(got, "Protocol error") {
+		t.Fatalf("big argument before AUTH: %s", got)
+	}
+	c.expectClosed()
+	c = ts.dial(t)
+	c.must("+OK", "AUTH", "pw")
+	big := strings.Repeat("x", 100000)
+	c.must("+OK", "SET", "k", big)
+	if got := c.doS("STRLEN", "k"); got != ":100000" {
+		t.Fatalf("STRLEN after AUTH: %s", got)
+	}
+	c.must("+RESET", "RESET")
+	c.write([]byte("*2\r\n$3\r\nGET\r\n$100000\r\n"))
+	if got := render(c.read()); !strings.Contains(got, "Protocol error") {
+		t.Fatalf("big argument after RESET: %s", got)
+	}
+}
