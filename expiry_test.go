@@ -23,16 +23,16 @@ func TestExpiry(t *testing.T) {
 			if d, err := m.TTL(ctx, "k"); err != nil || d != 100*time.Millisecond {
 				t.Fatalf("TTL = %v, %v; want exactly 100ms on a stopped clock", d, err)
 			}
-			time.Sleep(99 * time.Millisecond)
+			sleep(99 * time.Millisecond)
 			wantValue(t, ctx, m, "k", "v")
-			time.Sleep(time.Millisecond)
+			sleep(time.Millisecond)
 			wantGone(t, ctx, m, "k")
 		}},
 		{"millisecond precision", func(t *testing.T, ctx context.Context, m *engram.Map) {
 			mustSet(t, ctx, m, "k", "v", engram.TTL(1500*time.Microsecond)) // rounds up to 2ms
-			time.Sleep(time.Millisecond)
+			sleep(time.Millisecond)
 			wantValue(t, ctx, m, "k", "v")
-			time.Sleep(time.Millisecond)
+			sleep(time.Millisecond)
 			wantGone(t, ctx, m, "k")
 		}},
 		{"Expire and Persist", func(t *testing.T, ctx context.Context, m *engram.Map) {
@@ -44,7 +44,7 @@ func TestExpiry(t *testing.T) {
 			if ok, err := m.Persist(ctx, "b"); err != nil || !ok {
 				t.Fatalf("Persist = %v, %v", ok, err)
 			}
-			time.Sleep(time.Minute)
+			sleep(time.Minute)
 			wantGone(t, ctx, m, "a")
 			wantValue(t, ctx, m, "b", "v")
 		}},
@@ -60,7 +60,7 @@ func TestExpiry(t *testing.T) {
 			if d, _ := m.TTL(ctx, "k"); d != time.Second {
 				t.Fatalf("TTL after KeepTTL and Incr = %v, want 1s", d)
 			}
-			time.Sleep(time.Second)
+			sleep(time.Second)
 			wantGone(t, ctx, m, "k")
 			wantGone(t, ctx, m, "p")
 		}},
@@ -72,7 +72,7 @@ func TestExpiry(t *testing.T) {
 			if d, err := m.TTL(ctx, "k"); err != nil || d != 2*time.Second {
 				t.Fatalf("TTL under a 2s max TTL = %v, %v", d, err)
 			}
-			time.Sleep(2 * time.Second)
+			sleep(2 * time.Second)
 			wantGone(t, ctx, m, "k")
 		}},
 		{"expired items are swept", func(t *testing.T, ctx context.Context, m *engram.Map) {
@@ -84,7 +84,7 @@ func TestExpiry(t *testing.T) {
 			}
 			// The background job runs every 100ms; give it a few ticks of
 			// fake time, then wait until it is idle again.
-			time.Sleep(time.Second)
+			sleep(time.Second)
 			synctest.Wait()
 			if n, _ := m.Len(ctx); n != 0 {
 				t.Fatalf("Len = %d a second after every key expired, want 0 (swept)", n)
@@ -92,7 +92,7 @@ func TestExpiry(t *testing.T) {
 		}},
 		{"EvictSince by age", func(t *testing.T, ctx context.Context, m *engram.Map) {
 			mustSet(t, ctx, m, "old", "v")
-			time.Sleep(2 * time.Second)
+			sleep(2 * time.Second)
 			mustSet(t, ctx, m, "new", "v")
 			if n, err := m.EvictSince(ctx, time.Second); err != nil || n != 1 {
 				t.Fatalf("EvictSince(1s) = %d, %v; want 1", n, err)
@@ -136,4 +136,12 @@ func wantGone(t *testing.T, ctx context.Context, m *engram.Map, key string) {
 			t.Fatalf("All yielded expired key %q", key)
 		}
 	}
+}
+
+// sleep advances fake time, then lets the node's coarse clock (a goroutine
+// ticking every millisecond) catch up before the test reads: the clock is
+// allowed to be a tick behind, and this test asserts exact instants.
+func sleep(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/engramdb/engram/internal/store"
@@ -228,7 +229,9 @@ func TestValueLimitBeforeReading(t *testing.T) {
 // at the limit, never read to its end.
 func TestChunkedBodyLimit(t *testing.T) {
 	e := newEnv(t, envOpts{api: Options{MaxBodyBytes: 1024}})
-	var sent int64
+	// The client's transport may still be sending the body after Do
+	// returns, so the count is atomic.
+	var sent atomic.Int64
 	body := &countingReader{r: io.LimitReader(neverEnding('x'), 64<<20), n: &sent}
 	req, err := http.NewRequest("PUT", e.srv.URL+keyPath("m", "k"), body)
 	if err != nil {
@@ -244,8 +247,8 @@ func TestChunkedBodyLimit(t *testing.T) {
 	}
 	// Either way (a 413, or the connection closed under the client's
 	// feet), the server stopped reading long before the end.
-	if sent >= 64<<20 {
-		t.Fatalf("the whole %d-byte body was read", sent)
+	if n := sent.Load(); n >= 64<<20 {
+		t.Fatalf("the whole %d-byte body was read", n)
 	}
 	if _, ok := e.st.Lookup([]byte("m")); ok {
 		if m, _ := e.st.Lookup([]byte("m")); m.Len() != 0 {
@@ -265,11 +268,11 @@ func (b neverEnding) Read(p []byte) (int, error) {
 
 type countingReader struct {
 	r io.Reader
-	n *int64
+	n *atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	*c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
