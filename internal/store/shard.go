@@ -225,10 +225,10 @@ func (sh *shard) alloc(size int, mayCompact bool) (uint32, error) {
 	if sh.cur >= 0 {
 		s := sh.slabs[sh.cur]
 		if s.used+size > len(s.buf) && len(s.buf) < slabMax {
-			// Grow the current slab by a quarter rather than starting a
+			// Grow the current slab by an eighth rather than starting a
 			// new one, so a shard's memory tracks its data closely
 			// (locations stay valid: same slab, same offsets).
-			n := max(len(s.buf)+len(s.buf)/4, s.used+size)
+			n := max(len(s.buf)+len(s.buf)/8, s.used+size)
 			n = min((n+7)&^7, slabMax)
 			if n >= s.used+size {
 				buf := make([]byte, n)
