@@ -68,7 +68,6 @@ type shard struct {
 	slabs []*slab
 	ids   []int // free slab ids
 	cur   int   // slab new records go to; -1 when none
-	next  int   // size of the next normal slab
 
 	count   int   // live records, expired-but-unswept included
 	nttl    int   // live records with an expiry
@@ -90,7 +89,7 @@ type accounting struct {
 const indexBytesPerKey = 12
 
 func newShard(acct *accounting) *shard {
-	return &shard{index: make(map[uint32]uint32), cur: -1, next: slabMin, acct: acct}
+	return &shard{index: make(map[uint32]uint32), cur: -1, acct: acct}
 }
 
 func (sh *shard) hdr(loc uint32) *header {
@@ -211,8 +210,10 @@ func (sh *shard) unlink(h32, loc uint32) {
 }
 
 // alloc reserves size bytes (a multiple of 8) and returns their location.
-// When the current slab is full it is sealed, and compacted at once if half
-// of it is already dead (mayCompact is false during a compaction).
+// When the current slab is full: if half of it is dead it is rebuilt
+// (compacted into a new slab sized to the shard's live data); otherwise it
+// grows by an eighth up to slabMax, and past that it is sealed and a new
+// one started. mayCompact is false during a compaction.
 func (sh *shard) alloc(size int, mayCompact bool) (uint32, error) {
 	if size >= dedicatedMin {
 		id, err := sh.newSlab(size, true)
@@ -224,54 +225,69 @@ func (sh *shard) alloc(size int, mayCompact bool) (uint32, error) {
 	}
 	if sh.cur >= 0 {
 		s := sh.slabs[sh.cur]
-		if s.used+size > len(s.buf) && len(s.buf) < slabMax {
-			// Grow the current slab by an eighth rather than starting a
-			// new one, so a shard's memory tracks its data closely
-			// (locations stay valid: same slab, same offsets).
-			n := max(len(s.buf)+len(s.buf)/8, s.used+size)
-			n = min((n+7)&^7, slabMax)
-			if n >= s.used+size {
-				buf := make([]byte, n)
-				copy(buf, s.buf[:s.used])
-				sh.acct.arena.Add(int64(n - len(s.buf)))
-				s.buf = buf
+		if s.used+size > len(s.buf) {
+			switch {
+			case mayCompact && s.dead*2 >= s.used:
+				// Mostly overwritten or evicted: growing would keep the
+				// dead bytes; rebuilding drops them.
+				s.dead += len(s.buf) - s.used
+				old := sh.cur
+				sh.cur = -1
+				sh.compact(old)
+			case len(s.buf) < slabMax:
+				// Grow the current slab by an eighth rather than start a
+				// new one, so a shard's memory tracks its data closely
+				// (locations stay valid: same slab, same offsets).
+				n := max(len(s.buf)+len(s.buf)/8, s.used+size)
+				n = min((n+7)&^7, slabMax)
+				if n >= s.used+size {
+					buf := make([]byte, n)
+					copy(buf, s.buf[:s.used])
+					sh.acct.arena.Add(int64(n - len(s.buf)))
+					s.buf = buf
+				}
 			}
 		}
-		if s.used+size <= len(s.buf) {
-			off := s.used
-			s.used += size
-			return makeLoc(sh.cur, off), nil
-		}
-		// Seal the current slab: its unused tail counts as dead so the
-		// compaction arithmetic sees the whole slab.
-		s.dead += len(s.buf) - s.used
-		old := sh.cur
-		sh.cur = -1
-		if mayCompact && s.dead*2 >= len(s.buf) {
-			sh.compact(old)
-			if sh.cur >= 0 {
-				if c := sh.slabs[sh.cur]; c.used+size <= len(c.buf) {
-					off := c.used
-					c.used += size
-					return makeLoc(sh.cur, off), nil
+		if sh.cur >= 0 {
+			if c := sh.slabs[sh.cur]; c.used+size <= len(c.buf) {
+				off := c.used
+				c.used += size
+				return makeLoc(sh.cur, off), nil
+			}
+			// Seal the current slab: its unused tail counts as dead so
+			// the compaction arithmetic sees the whole slab.
+			c := sh.slabs[sh.cur]
+			c.dead += len(c.buf) - c.used
+			old := sh.cur
+			sh.cur = -1
+			if mayCompact && c.dead*2 >= len(c.buf) {
+				sh.compact(old)
+				if sh.cur >= 0 {
+					if c := sh.slabs[sh.cur]; c.used+size <= len(c.buf) {
+						off := c.used
+						c.used += size
+						return makeLoc(sh.cur, off), nil
+					}
 				}
 			}
 		}
 	}
-	// A shard's first slab is small (most maps are small); later ones start
-	// at full size since the shard has shown it holds more than a slab.
-	n := sh.next
-	for n < size {
-		n *= 2
-	}
-	sh.next = slabMax
-	id, err := sh.newSlab(n, false)
+	id, err := sh.newSlab(sh.slabSizeFor(size), false)
 	if err != nil {
 		return 0, err
 	}
 	sh.cur = id
 	sh.slabs[id].used = size
 	return makeLoc(id, 0), nil
+}
+
+// slabSizeFor sizes a new current slab: room for the shard's live data and
+// an eighth more (a compaction moves live records into it), at least
+// slabMin and the record, at most slabMax.
+func (sh *shard) slabSizeFor(size int) int {
+	n := int(sh.live) + int(sh.live)/8
+	n = max(n, slabMin, size)
+	return min((n+7)&^7, max(slabMax, size))
 }
 
 func (sh *shard) newSlab(n int, dedicated bool) (int, error) {
@@ -364,7 +380,7 @@ func (sh *shard) reset() {
 	sh.acct.used.Add(-(sh.live + int64(sh.count)*indexBytesPerKey))
 	sh.index = make(map[uint32]uint32)
 	sh.coll, sh.free, sh.slabs, sh.ids = nil, nil, nil, nil
-	sh.cur, sh.next = -1, slabMin
+	sh.cur = -1
 	sh.count, sh.nttl, sh.live, sh.sweepAt, sh.sweepOf = 0, 0, 0, 0, 0
 }
 

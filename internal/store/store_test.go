@@ -777,3 +777,28 @@ func TestOpenMapBound(t *testing.T) {
 		t.Fatalf("over the bound: %v", err)
 	}
 }
+
+// TestArenaBoundedUnderEviction: with the memory bound reached and keys
+// evicted at random, slab memory must stay within a small factor of the
+// live data (dead records are reclaimed, current slabs do not keep growing
+// with garbage).
+func TestArenaBoundedUnderEviction(t *testing.T) {
+	const max = 4 << 20
+	s, _ := newTestStore(t, Options{MaxMemory: max, Policy: AllKeysLRU})
+	m := s.Map("m")
+	val := make([]byte, 1000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 60000; i++ {
+		if _, err := m.Set([]byte(fmt.Sprint(rng.IntN(1_000_000))), val, SetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	if st.Evicted == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if bound := int64(3*max + 271*2*slabMin); st.ArenaMemory > bound {
+		t.Fatalf("arena %d bytes for %d used (bound %d): dead records are not reclaimed", st.ArenaMemory, st.UsedMemory, bound)
+	}
+	t.Logf("used %d, arena %d (%.2fx)", st.UsedMemory, st.ArenaMemory, float64(st.ArenaMemory)/float64(st.UsedMemory))
+}
