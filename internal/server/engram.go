@@ -353,16 +353,22 @@ func cmdEvictSince(c *conn, a [][]byte) {
 
 // SETMAXTTL seconds [map]
 func cmdSetMaxTTL(c *conn, a [][]byte) {
-	secs, ok := parseInt(a[1])
-	if !ok || secs < 0 {
-		c.err("ERR max ttl must be a non-negative integer of seconds (0 = none)")
+	setMapSetting(c, a, "ERR max ttl must be a non-negative integer of seconds (0 = none)", (*store.Map).SetMaxTTL)
+}
+
+// setMapSetting runs "CMD n [map]": a non-negative n applied to the named
+// (or selected) map by set.
+func setMapSetting(c *conn, a [][]byte, bad string, set func(*store.Map, int64) error) {
+	n, ok := parseInt(a[1])
+	if !ok || n < 0 {
+		c.err(bad)
 		return
 	}
 	m, ok := openMapArg(c, a, 2)
 	if !ok {
 		return
 	}
-	if err := m.SetMaxTTL(secs); err != nil {
+	if err := set(m, n); err != nil {
 		c.storeErr(err)
 		return
 	}
@@ -398,20 +404,7 @@ func cmdGetMaxTTLs(c *conn, _ [][]byte) {
 
 // SETMAXKEYS n [map]
 func cmdSetMaxKeys(c *conn, a [][]byte) {
-	n, ok := parseInt(a[1])
-	if !ok || n < 0 {
-		c.err("ERR max keys must be a non-negative integer (0 = none)")
-		return
-	}
-	m, ok := openMapArg(c, a, 2)
-	if !ok {
-		return
-	}
-	if err := m.SetMaxKeys(n); err != nil {
-		c.storeErr(err)
-		return
-	}
-	c.ok()
+	setMapSetting(c, a, "ERR max keys must be a non-negative integer (0 = none)", (*store.Map).SetMaxKeys)
 }
 
 // CLEAR [map]
