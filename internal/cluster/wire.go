@@ -1,0 +1,372 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Wire format (version 1) of the messages nodes exchange on the data plane.
+// Every message travels as one transport payload of kind KindData; the
+// transport frames and authenticates it. Integers use encoding/binary:
+// "u8" is one byte, "u64" 8 bytes big endian, "uv" an unsigned varint,
+// "sv" a signed (zigzag) varint, and "bytes" is a uv length followed by
+// that many bytes.
+//
+// Request:
+//
+//	u8 version (1) | u8 op | u64 epoch | u8 flags | uv timeout ms
+//	op Get:       bytes map | bytes key
+//	op Set:       bytes map | bytes key | bytes value | sv expireAt | u8 cond
+//	op Delete:    bytes map | bytes key
+//	op Replicate: uv partition | uv count | count x entry
+//	entry:        uv lsn | u8 entry flags | bytes map | bytes key | bytes value | sv expireAt | sv created
+//
+// Response:
+//
+//	u8 version (1) | u8 status | u64 epoch | u8 flags | uv lsn | bytes value | bytes message
+//
+// Enumerations (Op, Status, Ack, flag bits) are ONLY APPEND: a value, once
+// released, keeps its meaning forever. A decoder refuses a version it does
+// not know, an unknown op or status, and trailing bytes.
+
+// WireVersion is the version of the wire format this package writes.
+const WireVersion = 1
+
+// KindData is the transport message kind of every data-plane message.
+const KindData uint8 = 1
+
+// Op is a request's operation. ONLY APPEND.
+type Op uint8
+
+// Operations.
+const (
+	OpGet       Op = 1
+	OpSet       Op = 2
+	OpDelete    Op = 3
+	OpReplicate Op = 4
+)
+
+// Status is a response's outcome. ONLY APPEND.
+type Status uint8
+
+// Statuses.
+const (
+	// StatusOK: done; for a Get, FlagFound says whether the key exists.
+	StatusOK Status = 0
+	// StatusWrongEpoch: the receiver's table epoch differs from the
+	// request's (fencing). Retryable once the tables agree.
+	StatusWrongEpoch Status = 1
+	// StatusNotOwner: the receiver is not the owner the request needs.
+	StatusNotOwner Status = 2
+	// StatusRetry: a transient refusal (replication backlog, replicas
+	// that did not acknowledge in time, node starting). Retryable.
+	StatusRetry Status = 3
+	// StatusError: a permanent failure, described by the message.
+	StatusError Status = 4
+)
+
+// Request flag bits. ONLY APPEND.
+const (
+	// FlagConsistent marks a consistent read.
+	FlagConsistent uint8 = 1 << 0
+	// FlagKeepTTL keeps a key's existing expiry on Set.
+	FlagKeepTTL uint8 = 1 << 1
+	// flagAck0 and flagAck1 carry the Ack (2 bits).
+	flagAckShift = 2
+	flagAckMask  = 3 << flagAckShift
+)
+
+// Response flag bits. ONLY APPEND.
+const (
+	// FlagFound: Get found the key, Set wrote, Delete removed.
+	FlagFound uint8 = 1 << 0
+)
+
+// Entry flag bits. ONLY APPEND.
+const (
+	// EntryDelete marks a replicated delete.
+	EntryDelete uint8 = 1 << 0
+)
+
+// Ack says when a write returns. ONLY APPEND.
+type Ack uint8
+
+// Acknowledgement levels.
+const (
+	// AckAll returns after every replica has applied the write (default).
+	AckAll Ack = 0
+	// AckPrimary returns once the primary has applied it.
+	AckPrimary Ack = 1
+	// AckNone returns once the write is queued (sent or applied locally),
+	// without waiting for the primary's answer.
+	AckNone Ack = 2
+)
+
+// String names the level.
+func (a Ack) String() string {
+	switch a {
+	case AckAll:
+		return "all"
+	case AckPrimary:
+		return "primary"
+	case AckNone:
+		return "none"
+	}
+	return fmt.Sprintf("ack(%d)", uint8(a))
+}
+
+// WireEntry is one replicated change.
+type WireEntry struct {
+	LSN      uint64
+	Delete   bool
+	Map      string
+	Key      []byte
+	Value    []byte
+	ExpireAt int64
+	Created  int64
+}
+
+// Request is a decoded data-plane request.
+type Request struct {
+	Op        Op
+	Epoch     uint64
+	Flags     uint8
+	TimeoutMs uint64
+	Map       string
+	Key       []byte
+	Value     []byte
+	ExpireAt  int64
+	Cond      uint8
+	Partition uint64
+	Entries   []WireEntry
+}
+
+// Ack returns the acknowledgement level carried in the flags.
+func (r *Request) Ack() Ack { return Ack((r.Flags & flagAckMask) >> flagAckShift) }
+
+// SetAck stores a in the flags.
+func (r *Request) SetAck(a Ack) {
+	r.Flags = r.Flags&^flagAckMask | uint8(a)<<flagAckShift&flagAckMask
+}
+
+// Response is a decoded data-plane response.
+type Response struct {
+	Status  Status
+	Epoch   uint64
+	Flags   uint8
+	LSN     uint64
+	Value   []byte
+	Message string
+}
+
+// ErrMalformed means a message could not be decoded.
+var ErrMalformed = errors.New("malformed cluster message")
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// AppendRequest appends r's encoding to b.
+func AppendRequest(b []byte, r *Request) []byte {
+	b = append(b, WireVersion, byte(r.Op))
+	b = binary.BigEndian.AppendUint64(b, r.Epoch)
+	b = append(b, r.Flags)
+	b = binary.AppendUvarint(b, r.TimeoutMs)
+	switch r.Op {
+	case OpGet, OpDelete:
+		b = appendString(b, r.Map)
+		b = appendBytes(b, r.Key)
+	case OpSet:
+		b = appendString(b, r.Map)
+		b = appendBytes(b, r.Key)
+		b = appendBytes(b, r.Value)
+		b = binary.AppendVarint(b, r.ExpireAt)
+		b = append(b, r.Cond)
+	case OpReplicate:
+		b = binary.AppendUvarint(b, r.Partition)
+		b = binary.AppendUvarint(b, uint64(len(r.Entries)))
+		for i := range r.Entries {
+			e := &r.Entries[i]
+			b = binary.AppendUvarint(b, e.LSN)
+			var f uint8
+			if e.Delete {
+				f |= EntryDelete
+			}
+			b = append(b, f)
+			b = appendString(b, e.Map)
+			b = appendBytes(b, e.Key)
+			b = appendBytes(b, e.Value)
+			b = binary.AppendVarint(b, e.ExpireAt)
+			b = binary.AppendVarint(b, e.Created)
+		}
+	}
+	return b
+}
+
+// AppendResponse appends r's encoding to b.
+func AppendResponse(b []byte, r *Response) []byte {
+	b = append(b, WireVersion, byte(r.Status))
+	b = binary.BigEndian.AppendUint64(b, r.Epoch)
+	b = append(b, r.Flags)
+	b = binary.AppendUvarint(b, r.LSN)
+	b = appendBytes(b, r.Value)
+	return appendString(b, r.Message)
+}
+
+// decoder reads fields, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrMalformed, what)
+	}
+}
+
+func (d *decoder) u8(what string) uint8 {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail("short " + what)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) u64(what string) uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail("short " + what)
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) uv(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad " + what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) sv(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad " + what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a slice of the input (not a copy).
+func (d *decoder) bytes(what string) []byte {
+	n := d.uv(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what + " longer than the message")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) header(what string) {
+	if v := d.u8(what + " version"); d.err == nil && v != WireVersion {
+		d.err = fmt.Errorf("%w: unknown %s version %d (this node speaks %d)", ErrMalformed, what, v, WireVersion)
+	}
+}
+
+func (d *decoder) end() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)))
+	}
+	return d.err
+}
+
+// DecodeRequest decodes a request. Byte fields alias b.
+func DecodeRequest(b []byte) (*Request, error) {
+	d := decoder{b: b}
+	d.header("request")
+	r := &Request{Op: Op(d.u8("op")), Epoch: d.u64("epoch"), Flags: d.u8("flags"), TimeoutMs: d.uv("timeout")}
+	if d.err != nil {
+		return nil, d.err
+	}
+	switch r.Op {
+	case OpGet, OpDelete:
+		r.Map = string(d.bytes("map"))
+		r.Key = d.bytes("key")
+	case OpSet:
+		r.Map = string(d.bytes("map"))
+		r.Key = d.bytes("key")
+		r.Value = d.bytes("value")
+		r.ExpireAt = d.sv("expiry")
+		r.Cond = d.u8("condition")
+	case OpReplicate:
+		r.Partition = d.uv("partition")
+		n := d.uv("entry count")
+		// Each entry takes at least 7 bytes: bound the allocation by the
+		// input so a forged count cannot make us allocate.
+		if d.err == nil && n > uint64(len(d.b)/7) {
+			d.fail("entry count larger than the message")
+		}
+		if d.err == nil {
+			r.Entries = make([]WireEntry, 0, n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			e := WireEntry{LSN: d.uv("lsn")}
+			f := d.u8("entry flags")
+			e.Delete = f&EntryDelete != 0
+			e.Map = string(d.bytes("map"))
+			e.Key = d.bytes("key")
+			e.Value = d.bytes("value")
+			e.ExpireAt = d.sv("expiry")
+			e.Created = d.sv("creation")
+			r.Entries = append(r.Entries, e)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown op %d", ErrMalformed, r.Op)
+	}
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DecodeResponse decodes a response. Value aliases b.
+func DecodeResponse(b []byte) (*Response, error) {
+	d := decoder{b: b}
+	d.header("response")
+	r := &Response{Status: Status(d.u8("status")), Epoch: d.u64("epoch"), Flags: d.u8("flags"), LSN: d.uv("lsn")}
+	r.Value = d.bytes("value")
+	r.Message = string(d.bytes("message"))
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	if r.Status > StatusError {
+		return nil, fmt.Errorf("%w: unknown status %d", ErrMalformed, r.Status)
+	}
+	return r, nil
+}
