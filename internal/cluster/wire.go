@@ -81,6 +81,9 @@ const (
 const (
 	// FlagFound: Get found the key, Set wrote, Delete removed.
 	FlagFound uint8 = 1 << 0
+	// FlagApplied (with StatusRetry): the write was applied on the
+	// primary, but its replicas did not acknowledge it in time.
+	FlagApplied uint8 = 1 << 1
 )
 
 // Entry flag bits. ONLY APPEND.

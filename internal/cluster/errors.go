@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrRetryable matches (with errors.Is) every error after which the same
+// request may succeed if retried: the cluster was changing, a node was
+// unreachable or slow. Retrying a write is safe (it is idempotent in
+// effect) but a Delete retried after ErrReplicaTimeout reports false.
+var ErrRetryable = errors.New("retryable cluster error")
+
+// retryableError is a sentinel that also matches ErrRetryable.
+type retryableError struct{ msg string }
+
+func (e *retryableError) Error() string { return e.msg }
+
+// Is makes every retryable sentinel match ErrRetryable.
+func (e *retryableError) Is(target error) bool { return target == ErrRetryable }
+
+func retryable(msg string) error { return &retryableError{msg: msg} }
+
+// Retryable errors. Each is wrapped with details; test with errors.Is.
+var (
+	// ErrWrongEpoch: the owner's partition table has another epoch than
+	// the request's (fencing): one of the two nodes has not seen the
+	// latest table yet.
+	ErrWrongEpoch = retryable("partition table epochs differ")
+	// ErrNotOwner: the node asked does not own the key's partition.
+	ErrNotOwner = retryable("node does not own the partition")
+	// ErrNoTable: this node has no partition table yet, or the key's
+	// partition has no owner.
+	ErrNoTable = retryable("no partition table or no owner for the partition")
+	// ErrUnreachable: the owner could not be reached.
+	ErrUnreachable = retryable("partition owner unreachable")
+	// ErrBacklog: a replica is too far behind; the write was refused
+	// before being applied.
+	ErrBacklog = retryable("replication backlog full")
+	// ErrReplicaTimeout: an AckAll write was applied on the primary but
+	// not every replica acknowledged it before the deadline (a replica is
+	// unreachable or slow, until the control plane fails it over).
+	ErrReplicaTimeout = retryable("replicas did not acknowledge the write in time (it was applied on the primary)")
+	// ErrTimeout: the request's context ended before any attempt could
+	// complete.
+	ErrTimeout = retryable("cluster request timed out")
+	// ErrNotReady: the node receiving a message is not bound yet.
+	ErrNotReady = retryable("cluster node not ready")
+)
+
+// IsRetryable reports whether err is worth retrying.
+func IsRetryable(err error) bool { return errors.Is(err, ErrRetryable) }
+
+// giveUp builds the error returned when ctx ended during retries: the last
+// attempt's error (retryable) carries the reason.
+func giveUp(last, ctxErr error) error {
+	if last == nil {
+		return fmt.Errorf("%w: %w", ErrTimeout, ctxErr)
+	}
+	return fmt.Errorf("%w (gave up: %w)", last, ctxErr)
+}

@@ -1,0 +1,729 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/engramdb/engram/internal/replication"
+	"github.com/engramdb/engram/internal/ring"
+	"github.com/engramdb/engram/internal/store"
+	"github.com/engramdb/engram/internal/transport"
+)
+
+// Options tune a Node. The zero value is usable: EnsureDefaults fills
+// every unset field.
+type Options struct {
+	// RetryMin and RetryMax bound the backoff between attempts of a
+	// request that got a retryable error (defaults 1ms and 50ms). A new
+	// partition table wakes a waiting request at once.
+	RetryMin, RetryMax time.Duration
+	// AckTimeout bounds an AckAll write's wait for its replicas when the
+	// caller's context has no deadline (default 5s), so a write never
+	// hangs on an unreachable replica.
+	AckTimeout time.Duration
+	// ReplicateTimeout bounds one replication message's round trip
+	// (default 1s); a stream retries after it.
+	ReplicateTimeout time.Duration
+	// BacklogBytes bounds the changes a partition's log keeps for lagging
+	// replicas (default 64 MiB); beyond it writes are refused with
+	// ErrBacklog.
+	BacklogBytes int
+	// BatchEntries bounds the entries of one replication message (default
+	// 256).
+	BatchEntries int
+}
+
+// EnsureDefaults returns o with every zero field set to its default.
+func (o Options) EnsureDefaults() Options {
+	if o.RetryMin == 0 {
+		o.RetryMin = time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 50 * time.Millisecond
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = 5 * time.Second
+	}
+	if o.ReplicateTimeout == 0 {
+		o.ReplicateTimeout = time.Second
+	}
+	if o.BacklogBytes == 0 {
+		o.BacklogBytes = 64 << 20
+	}
+	if o.BatchEntries == 0 {
+		o.BatchEntries = 256
+	}
+	return o
+}
+
+// Validate reports the first setting that is out of range.
+func (o Options) Validate() error {
+	switch {
+	case o.RetryMin <= 0 || o.RetryMax < o.RetryMin:
+		return fmt.Errorf("retry backoff must satisfy 0 < min <= max, got %v and %v", o.RetryMin, o.RetryMax)
+	case o.AckTimeout <= 0:
+		return fmt.Errorf("ack timeout must be positive, got %v", o.AckTimeout)
+	case o.ReplicateTimeout <= 0:
+		return fmt.Errorf("replicate timeout must be positive, got %v", o.ReplicateTimeout)
+	case o.BacklogBytes < 1:
+		return fmt.Errorf("replication backlog must be positive, got %d", o.BacklogBytes)
+	case o.BatchEntries < 1:
+		return fmt.Errorf("replication batch must be positive, got %d", o.BatchEntries)
+	}
+	return nil
+}
+
+// Observer captures a store's changes for the cluster. Pass it as
+// store.Options.Observer when creating the store, then give it to New,
+// which binds it to the Node; events before that are not replicated.
+type Observer struct{ node atomic.Pointer[Node] }
+
+// NewObserver returns an unbound Observer.
+func NewObserver() *Observer { return &Observer{} }
+
+// OnEvent implements store.Observer. It runs under the key's shard lock:
+// it only appends to the partition's replication log.
+func (o *Observer) OnEvent(ev *store.Event) {
+	if n := o.node.Load(); n != nil {
+		n.onEvent(ev)
+	}
+}
+
+// Handler serves the cluster's transport messages. Create it before the
+// transport (which needs its Handle method), then give it to New, which
+// binds it to the Node; until then it refuses messages with ErrNotReady.
+type Handler struct{ node atomic.Pointer[Node] }
+
+// NewHandler returns an unbound Handler.
+func NewHandler() *Handler { return &Handler{} }
+
+// Handle implements transport.Handler.
+func (h *Handler) Handle(ctx context.Context, from string, kind uint8, req []byte) ([]byte, error) {
+	if kind != KindData {
+		return nil, fmt.Errorf("unknown message kind %d", kind)
+	}
+	r, err := DecodeRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	n := h.node.Load()
+	if n == nil {
+		return AppendResponse(nil, &Response{Status: StatusRetry, Message: ErrNotReady.Error()}), nil
+	}
+	return AppendResponse(nil, n.serve(ctx, from, r)), nil
+}
+
+// Config is what a Node is composed from.
+type Config struct {
+	// ID is this node's name in partition tables.
+	ID ring.NodeID
+	// Store is this node's keyspace, created with Observer as its
+	// observer.
+	Store *store.Store
+	// Transport carries data-plane messages; its handler must be
+	// Handler.Handle.
+	Transport transport.Transport
+	// Observer and Handler are bound to the new Node.
+	Observer *Observer
+	Handler  *Handler
+	// Options tune the node.
+	Options Options
+}
+
+// Stats count what a Node did, for tests and metrics.
+type Stats struct {
+	// Forwarded counts requests sent to another owner.
+	Forwarded int64
+	// Retries counts attempts repeated after a retryable error.
+	Retries int64
+	// Fenced counts requests this node refused for a wrong epoch.
+	Fenced int64
+	// Applied counts replicated entries applied as a replica.
+	Applied int64
+}
+
+// Node is one member of the cluster's data plane: it routes requests for
+// keys to their partition's primary, serves the partitions it owns, and
+// replicates its primaries' changes to their replicas. Safe for
+// concurrent use.
+type Node struct {
+	id    ring.NodeID
+	st    *store.Store
+	tr    transport.Transport
+	opts  Options
+	parts []partState
+
+	mu      sync.RWMutex
+	table   *ring.Table
+	addrs   map[ring.NodeID]string
+	byAddr  map[string]ring.NodeID
+	changed chan struct{} // closed and replaced by SetTable
+	streams map[streamKey]context.CancelFunc
+	closed  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	forwarded, retries, fenced, applied atomic.Int64
+}
+
+// partState is a node's state for one partition.
+type partState struct {
+	// mu serialises this node's writes to the partition as its primary
+	// (so a write's hint and its LSN belong to it) and the application of
+	// replicated entries as a replica.
+	mu      sync.Mutex
+	primary atomic.Bool
+	log     atomic.Pointer[replication.Log] // created when first primary
+	hint    atomic.Pointer[writeHint]
+	// As a replica (under mu): the primary entries come from and the
+	// last LSN applied from it.
+	source  ring.NodeID
+	applied uint64
+}
+
+// writeHint tells the observer the expiry and creation time of the write
+// in progress, which store events do not carry.
+type writeHint struct {
+	mapName  string
+	key      []byte
+	expireAt int64
+	created  int64
+}
+
+type streamKey struct {
+	p  int
+	to ring.NodeID
+}
+
+// New composes a Node and binds c.Observer and c.Handler to it. It has no
+// table until SetTable.
+func New(c Config) (*Node, error) {
+	switch {
+	case c.ID == "":
+		return nil, errors.New("cluster node needs an ID")
+	case c.Store == nil || c.Transport == nil || c.Observer == nil || c.Handler == nil:
+		return nil, errors.New("cluster node needs a store, a transport, an observer and a handler")
+	}
+	opts := c.Options.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{id: c.ID, st: c.Store, tr: c.Transport, opts: opts, parts: make([]partState, c.Store.Partitions()),
+		changed: make(chan struct{}), streams: map[streamKey]context.CancelFunc{}, ctx: ctx, cancel: cancel}
+	if !c.Observer.node.CompareAndSwap(nil, n) || !c.Handler.node.CompareAndSwap(nil, n) {
+		cancel()
+		return nil, errors.New("observer or handler already bound to another node")
+	}
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() ring.NodeID { return n.id }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Forwarded: n.forwarded.Load(), Retries: n.retries.Load(), Fenced: n.fenced.Load(), Applied: n.applied.Load()}
+}
+
+// Table returns the current partition table (nil before SetTable). It
+// must not be modified.
+func (n *Node) Table() *ring.Table {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.table
+}
+
+// SetTable installs a new partition table and the data address of each
+// node in it. A table older than the current one is refused. The node
+// starts or stops replication streams for the partitions it leads.
+func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
+	if t == nil {
+		return errors.New("nil partition table")
+	}
+	if t.Partitions() != len(n.parts) {
+		return fmt.Errorf("table has %d partitions, the store %d", t.Partitions(), len(n.parts))
+	}
+	for _, own := range t.Owners {
+		for _, o := range own {
+			if _, ok := addrs[o]; !ok && o != n.id {
+				return fmt.Errorf("no address for node %s", o)
+			}
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("cluster node closed")
+	}
+	if n.table != nil && t.Epoch < n.table.Epoch {
+		return fmt.Errorf("table epoch %d is older than the current %d", t.Epoch, n.table.Epoch)
+	}
+	n.table = t
+	n.addrs = maps.Clone(addrs)
+	n.byAddr = make(map[string]ring.NodeID, len(addrs))
+	for id, a := range addrs {
+		n.byAddr[a] = id
+	}
+	want := map[streamKey]*replication.Log{}
+	for p, own := range t.Owners {
+		ps := &n.parts[p]
+		primary := len(own) > 0 && own[0] == n.id
+		lg := ps.log.Load()
+		if primary {
+			if lg == nil {
+				lg = replication.New(n.opts.BacklogBytes)
+				ps.log.Store(lg)
+			}
+			var fs []string
+			for _, f := range own[1:] {
+				fs = append(fs, string(f))
+				want[streamKey{p, f}] = lg
+			}
+			// Phase 1: a new follower is taken to have the data up to
+			// now (snapshot transfer is the rebalancing step).
+			lg.SetFollowers(fs, lg.Last())
+		} else if lg != nil {
+			lg.SetFollowers(nil, 0)
+		}
+		ps.primary.Store(primary)
+	}
+	for k, stop := range n.streams {
+		if want[k] == nil {
+			stop()
+			delete(n.streams, k)
+		}
+	}
+	for k, lg := range want {
+		if n.streams[k] == nil {
+			ctx, stop := context.WithCancel(n.ctx)
+			n.streams[k] = stop
+			n.wg.Add(1)
+			go n.stream(ctx, k.p, k.to, lg)
+		}
+	}
+	close(n.changed)
+	n.changed = make(chan struct{})
+	return nil
+}
+
+// view returns the current table, addresses and change channel.
+func (n *Node) view() (*ring.Table, map[ring.NodeID]string, <-chan struct{}) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.table, n.addrs, n.changed
+}
+
+// Close stops the replication streams and waits for them. It does not
+// close the store or the transport.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	return nil
+}
+
+// onEvent appends a change of a partition this node leads to its log.
+func (n *Node) onEvent(ev *store.Event) {
+	p := n.st.PartitionOf(ev.Key)
+	ps := &n.parts[p]
+	if !ps.primary.Load() {
+		return
+	}
+	lg := ps.log.Load()
+	if lg == nil {
+		return
+	}
+	e := replication.Entry{Map: ev.Map, Key: ev.Key, Delete: ev.Kind == store.EventDelete}
+	if !e.Delete {
+		e.Value = ev.Value
+		if e.Value == nil {
+			e.Value = []byte{}
+		}
+		if h := ps.hint.Load(); h != nil && h.mapName == ev.Map && string(h.key) == string(ev.Key) {
+			e.ExpireAt, e.Created = h.expireAt, h.created
+		} else {
+			// A write that did not come through the Node (store events
+			// carry no expiry): replicated without one.
+			e.Created = n.st.Now()
+		}
+	}
+	lg.Append(e)
+}
+
+// Get returns the value of key in map mapName. A consistent read is served
+// by the partition's primary; an eventual one may be served by this
+// node's replica copy, and may be stale.
+func (n *Node) Get(ctx context.Context, mapName string, key []byte, consistent bool) ([]byte, bool, error) {
+	r := &Request{Op: OpGet, Map: mapName, Key: key}
+	if consistent {
+		r.Flags |= FlagConsistent
+	}
+	resp, err := n.do(ctx, r)
+	if err != nil {
+		return nil, false, err
+	}
+	return resp.Value, resp.Flags&FlagFound != 0, nil
+}
+
+// Set writes key = value in map mapName on the partition's primary and
+// returns as ack says. Supported options: ExpireAt, KeepTTL, Cond (the
+// sequence and old-value options are not carried yet and are refused).
+func (n *Node) Set(ctx context.Context, mapName string, key, value []byte, o store.SetOptions, ack Ack) error {
+	if o.HasSeq || o.ReturnOld {
+		return errors.New("cluster Set does not support sequence numbers or returning the old value yet")
+	}
+	if ack > AckNone {
+		return fmt.Errorf("unknown ack level %d", ack)
+	}
+	r := &Request{Op: OpSet, Map: mapName, Key: key, Value: value, ExpireAt: o.ExpireAt, Cond: uint8(o.Cond)}
+	if o.KeepTTL {
+		r.Flags |= FlagKeepTTL
+	}
+	r.SetAck(ack)
+	_, err := n.do(ctx, r)
+	return err
+}
+
+// Delete removes key from map mapName on the partition's primary and
+// reports whether it was present (always false with AckNone).
+func (n *Node) Delete(ctx context.Context, mapName string, key []byte, ack Ack) (bool, error) {
+	if ack > AckNone {
+		return false, fmt.Errorf("unknown ack level %d", ack)
+	}
+	r := &Request{Op: OpDelete, Map: mapName, Key: key}
+	r.SetAck(ack)
+	resp, err := n.do(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	return resp.Flags&FlagFound != 0, nil
+}
+
+// do routes r to the owner of its key, retrying retryable failures until
+// ctx ends.
+func (n *Node) do(ctx context.Context, r *Request) (*Response, error) {
+	var last error
+	backoff := n.opts.RetryMin
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, giveUp(last, err)
+		}
+		if attempt > 0 {
+			n.retries.Add(1)
+		}
+		t, addrs, changed := n.view()
+		resp, err := n.attempt(ctx, t, addrs, r)
+		if err == nil {
+			return resp, nil
+		}
+		if !IsRetryable(err) || errors.Is(err, ErrReplicaTimeout) {
+			return nil, err
+		}
+		last = err
+		timer := time.NewTimer(backoff)
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		backoff = min(2*backoff, n.opts.RetryMax)
+	}
+}
+
+// attempt makes one try of r by table t.
+func (n *Node) attempt(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string, r *Request) (*Response, error) {
+	if t == nil {
+		return nil, ErrNoTable
+	}
+	p := t.PartitionOf(r.Key)
+	own := t.Owners[p]
+	if len(own) == 0 {
+		return nil, fmt.Errorf("%w: partition %d", ErrNoTable, p)
+	}
+	if own[0] == n.id || (r.Op == OpGet && r.Flags&FlagConsistent == 0 && slices.Contains(own, n.id)) {
+		return responseError(n.exec(ctx, p, r, own[0] == n.id), n.id)
+	}
+	r.Epoch = t.Epoch
+	r.TimeoutMs = 0
+	if d, ok := ctx.Deadline(); ok {
+		// The owner stops waiting a little before we do, so its answer
+		// (say, replicas too slow) reaches us.
+		r.TimeoutMs = uint64(max(time.Until(d)*9/10, time.Millisecond) / time.Millisecond)
+	}
+	addr := addrs[own[0]]
+	n.forwarded.Add(1)
+	if r.Ack() == AckNone && r.Op != OpGet {
+		if err := n.tr.Send(ctx, addr, KindData, AppendRequest(nil, r)); err != nil {
+			return nil, fmt.Errorf("%w: %s (%s): %w", ErrUnreachable, own[0], addr, err)
+		}
+		return &Response{}, nil
+	}
+	b, err := n.tr.Call(ctx, addr, KindData, AppendRequest(nil, r))
+	if err != nil {
+		var re *transport.RemoteError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s (%s): %w", ErrUnreachable, own[0], addr, err)
+	}
+	resp, err := DecodeResponse(b)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status == StatusWrongEpoch {
+		return nil, fmt.Errorf("%w: %s has epoch %d, this node %d", ErrWrongEpoch, own[0], resp.Epoch, t.Epoch)
+	}
+	return responseError(resp, own[0])
+}
+
+// responseError turns a failed response into its error.
+func responseError(resp *Response, from ring.NodeID) (*Response, error) {
+	switch resp.Status {
+	case StatusOK:
+		return resp, nil
+	case StatusWrongEpoch:
+		return nil, fmt.Errorf("%w: %s has epoch %d", ErrWrongEpoch, from, resp.Epoch)
+	case StatusNotOwner:
+		return nil, fmt.Errorf("%w: %s: %s", ErrNotOwner, from, resp.Message)
+	case StatusRetry:
+		if resp.Flags&FlagApplied != 0 {
+			return nil, fmt.Errorf("%w: %s: %s", ErrReplicaTimeout, from, resp.Message)
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrBacklog, from, resp.Message)
+	}
+	return nil, fmt.Errorf("%s: %s", from, resp.Message)
+}
+
+// serve answers a message from the node at address from.
+func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
+	t, _, _ := n.view()
+	var epoch uint64
+	if t != nil {
+		epoch = t.Epoch
+	}
+	if t == nil || r.Epoch != t.Epoch {
+		n.fenced.Add(1)
+		return &Response{Status: StatusWrongEpoch, Epoch: epoch, Message: fmt.Sprintf("request epoch %d, node epoch %d", r.Epoch, epoch)}
+	}
+	if r.Op == OpReplicate {
+		resp := n.applyEntries(from, t, r)
+		resp.Epoch = epoch
+		return resp
+	}
+	p := t.PartitionOf(r.Key)
+	if t.Primary(p) != n.id {
+		return &Response{Status: StatusNotOwner, Epoch: epoch, Message: fmt.Sprintf("partition %d is led by %q", p, t.Primary(p))}
+	}
+	if r.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	if r.Ack() == AckNone {
+		r.SetAck(AckPrimary) // the sender did not wait; nobody reads the answer
+	}
+	resp := n.exec(ctx, p, r, true)
+	resp.Epoch = epoch
+	return resp
+}
+
+// exec runs r on the local store: as the partition's primary, or (for an
+// eventual read) as one of its owners.
+func (n *Node) exec(ctx context.Context, p int, r *Request, primary bool) *Response {
+	switch r.Op {
+	case OpGet:
+		m, ok := n.st.Lookup([]byte(r.Map))
+		if !ok {
+			return &Response{}
+		}
+		v, found := m.Get(nil, r.Key)
+		resp := &Response{Value: v}
+		if found {
+			resp.Flags |= FlagFound
+		}
+		return resp
+	case OpSet, OpDelete:
+		if !primary {
+			return &Response{Status: StatusNotOwner, Message: "not the primary"}
+		}
+		return n.write(ctx, p, r)
+	}
+	return &Response{Status: StatusError, Message: fmt.Sprintf("op %d cannot be executed", r.Op)}
+}
+
+// write applies a Set or Delete as the partition's primary, then waits as
+// its ack level says.
+func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
+	ps := &n.parts[p]
+	lg := ps.log.Load()
+	if lg == nil || !ps.primary.Load() {
+		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("not the primary of partition %d", p)}
+	}
+	if err := lg.Admit(); err != nil {
+		return &Response{Status: StatusRetry, Message: err.Error()}
+	}
+	m, err := n.st.OpenMap(r.Map)
+	if err != nil {
+		return &Response{Status: StatusError, Message: err.Error()}
+	}
+	var done bool
+	ps.mu.Lock()
+	if r.Op == OpSet {
+		o := store.SetOptions{ExpireAt: r.ExpireAt, KeepTTL: r.Flags&FlagKeepTTL != 0, Cond: store.Cond(r.Cond)}
+		h := &writeHint{mapName: r.Map, key: r.Key, expireAt: o.ExpireAt, created: n.st.Now()}
+		if o.KeepTTL {
+			if e, ok := m.GetEntry(nil, r.Key); ok {
+				h.expireAt = e.ExpireAt
+			}
+		}
+		ps.hint.Store(h)
+		var res store.SetResult
+		res, err = m.Set(r.Key, r.Value, o)
+		ps.hint.Store(nil)
+		done = res.Written
+	} else {
+		done = m.Delete(r.Key)
+	}
+	lsn := lg.Last()
+	ps.mu.Unlock()
+	if err != nil {
+		return &Response{Status: StatusError, Message: err.Error()}
+	}
+	resp := &Response{LSN: lsn}
+	if done {
+		resp.Flags |= FlagFound
+	}
+	if r.Ack() != AckAll {
+		return resp
+	}
+	wctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
+		defer cancel()
+	}
+	if err := lg.Wait(wctx, lsn); err != nil {
+		return &Response{Status: StatusRetry, Flags: resp.Flags | FlagApplied, LSN: lsn,
+			Message: fmt.Sprintf("partition %d: %v", p, err)}
+	}
+	return resp
+}
+
+// stream ships partition p's log to replica to, in LSN order, until ctx
+// ends.
+func (n *Node) stream(ctx context.Context, p int, to ring.NodeID, lg *replication.Log) {
+	defer n.wg.Done()
+	after := lg.Acked()[string(to)]
+	backoff := n.opts.RetryMin
+	pause := func() {
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		backoff = min(2*backoff, n.opts.RetryMax)
+	}
+	var buf []byte
+	for ctx.Err() == nil {
+		entries, err := lg.Read(ctx, after, n.opts.BatchEntries)
+		if err != nil {
+			// Entries already dropped: this follower needs a snapshot
+			// (the rebalancing step); until then, wait for acks to move.
+			pause()
+			after = max(after, lg.Acked()[string(to)])
+			continue
+		}
+		r := &Request{Op: OpReplicate, Partition: uint64(p), Entries: make([]WireEntry, len(entries))}
+		for i, e := range entries {
+			r.Entries[i] = WireEntry{LSN: e.LSN, Delete: e.Delete, Map: e.Map, Key: e.Key, Value: e.Value, ExpireAt: e.ExpireAt, Created: e.Created}
+		}
+		t, addrs, _ := n.view()
+		r.Epoch = t.Epoch
+		buf = AppendRequest(buf[:0], r)
+		cctx, cancel := context.WithTimeout(ctx, n.opts.ReplicateTimeout)
+		b, err := n.tr.Call(cctx, addrs[to], KindData, buf)
+		cancel()
+		var resp *Response
+		if err == nil {
+			resp, err = DecodeResponse(b)
+		}
+		if err != nil || resp.Status != StatusOK {
+			pause()
+			continue
+		}
+		backoff = n.opts.RetryMin
+		if resp.LSN > after {
+			after = resp.LSN
+			if err := lg.Ack(string(to), after); err != nil {
+				return // no longer a follower: SetTable stops this stream
+			}
+		}
+	}
+}
+
+// applyEntries applies replicated changes of a partition this node
+// replicates, in LSN order, skipping those already applied.
+func (n *Node) applyEntries(from string, t *ring.Table, r *Request) *Response {
+	if r.Partition >= uint64(t.Partitions()) {
+		return &Response{Status: StatusError, Message: fmt.Sprintf("no partition %d", r.Partition)}
+	}
+	p := int(r.Partition)
+	own := t.Owners[p]
+	n.mu.RLock()
+	src, known := n.byAddr[from]
+	n.mu.RUnlock()
+	if !known || len(own) == 0 || own[0] != src || !slices.Contains(own[1:], n.id) {
+		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("%s (%s) is not the primary of partition %d with %s as replica", src, from, p, n.id)}
+	}
+	ps := &n.parts[p]
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.source != src {
+		ps.source, ps.applied = src, 0
+	}
+	for i := range r.Entries {
+		e := &r.Entries[i]
+		if ps.applied != 0 && e.LSN <= ps.applied {
+			continue
+		}
+		if err := n.applyEntry(e); err != nil {
+			return &Response{Status: StatusError, LSN: ps.applied, Message: fmt.Sprintf("applying lsn %d of partition %d: %v", e.LSN, p, err)}
+		}
+		ps.applied = e.LSN
+		n.applied.Add(1)
+	}
+	return &Response{LSN: ps.applied}
+}
+
+func (n *Node) applyEntry(e *WireEntry) error {
+	if e.Delete {
+		if m, ok := n.st.Lookup([]byte(e.Map)); ok {
+			m.Delete(e.Key)
+		}
+		return nil
+	}
+	wrote, err := n.st.Import(store.Record{Map: e.Map, Key: e.Key, Value: e.Value, ExpireAt: e.ExpireAt, Created: e.Created}, false)
+	if err != nil {
+		return err
+	}
+	if !wrote && e.ExpireAt != 0 {
+		// Already expired: the older value it replaced must go too.
+		if m, ok := n.st.Lookup([]byte(e.Map)); ok {
+			m.Delete(e.Key)
+		}
+	}
+	return nil
+}
