@@ -3,6 +3,7 @@ module github.com/engramdb/engram
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v0.1.6
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/dgraph-io/ristretto/v2 v2.1.0
 	github.com/hashicorp/memberlist v0.5.3
@@ -13,7 +14,6 @@ require (
 )
 
 require (
-	github.com/anishathalye/porcupine v0.1.6 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
