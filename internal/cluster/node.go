@@ -23,6 +23,9 @@ type Options struct {
 	// request that got a retryable error (defaults 1ms and 50ms). A new
 	// partition table wakes a waiting request at once.
 	RetryMin, RetryMax time.Duration
+	// RequestTimeout bounds a request (with its retries) whose context
+	// has no deadline (default 10s), so no request can hang.
+	RequestTimeout time.Duration
 	// AckTimeout bounds an AckAll write's wait for its replicas when the
 	// caller's context has no deadline (default 5s), so a write never
 	// hangs on an unreachable replica.
@@ -47,6 +50,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.RetryMax == 0 {
 		o.RetryMax = 50 * time.Millisecond
 	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 10 * time.Second
+	}
 	if o.AckTimeout == 0 {
 		o.AckTimeout = 5 * time.Second
 	}
@@ -67,6 +73,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.RetryMin <= 0 || o.RetryMax < o.RetryMin:
 		return fmt.Errorf("retry backoff must satisfy 0 < min <= max, got %v and %v", o.RetryMin, o.RetryMax)
+	case o.RequestTimeout <= 0:
+		return fmt.Errorf("request timeout must be positive, got %v", o.RequestTimeout)
 	case o.AckTimeout <= 0:
 		return fmt.Errorf("ack timeout must be positive, got %v", o.AckTimeout)
 	case o.ReplicateTimeout <= 0:
@@ -411,8 +419,13 @@ func (n *Node) Delete(ctx context.Context, mapName string, key []byte, ack Ack) 
 }
 
 // do routes r to the owner of its key, retrying retryable failures until
-// ctx ends.
+// ctx ends (or Options.RequestTimeout if ctx has no deadline).
 func (n *Node) do(ctx context.Context, r *Request) (*Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
+		defer cancel()
+	}
 	var last error
 	backoff := n.opts.RetryMin
 	for attempt := 0; ; attempt++ {

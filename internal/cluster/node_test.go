@@ -178,11 +178,14 @@ func TestWritesReadableEverywhere(t *testing.T) {
 			t.Fatalf("set %s via %s: %v", k, via.ID(), err)
 		}
 		// AckAll: the replica's own store already has it.
-		p, r, _ := c.roles(k)
+		p, r, o := c.roles(k)
 		for _, id := range []ring.NodeID{p, r} {
 			if got, ok := c.local(id, k); !ok || got != v {
 				t.Fatalf("after AckAll set of %s, %s's store has %q %v, want %q", k, id, got, ok, v)
 			}
+		}
+		if _, ok := c.local(o, k); ok {
+			t.Fatalf("%s, not an owner of %s, stores it", o, k)
 		}
 		for _, id := range c.ids {
 			got, ok, err := c.nodes[id].Get(ctx, testMap, k, true)
@@ -375,6 +378,21 @@ func TestIsolatedReplica(t *testing.T) {
 	}
 	if v, ok := c.local(r, k); !ok || v != "healed" {
 		t.Fatalf("replica has %q %v after heal", v, ok)
+	}
+}
+
+func TestNoDeadlineNeverHangs(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{RequestTimeout: 200 * time.Millisecond, AckTimeout: 100 * time.Millisecond})
+	k := []byte("nodeadline")
+	p, r, o := c.roles(k)
+	c.net.Isolate(c.addrs[p])
+	if _, _, err := c.nodes[o].Get(context.Background(), testMap, k, true); !IsRetryable(err) {
+		t.Fatalf("get with the primary isolated and no deadline: %v, want a retryable error", err)
+	}
+	c.net.Heal()
+	c.net.Isolate(c.addrs[r])
+	if err := c.nodes[p].Set(context.Background(), testMap, k, []byte("v"), store.SetOptions{}, AckAll); !errors.Is(err, ErrReplicaTimeout) {
+		t.Fatalf("AckAll set with the replica isolated and no deadline: %v, want ErrReplicaTimeout", err)
 	}
 }
 
