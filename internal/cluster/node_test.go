@@ -414,3 +414,53 @@ func TestBacklogRefusesWrites(t *testing.T) {
 		t.Fatalf("after heal: %v", err)
 	}
 }
+
+// TestConvergesUnderDropsAndDelays writes one partition's keys through
+// every node while the network drops and delays messages: requests either
+// succeed or fail with a retryable error, and once the network is clean
+// the replica converges to the primary.
+func TestConvergesUnderDropsAndDelays(t *testing.T) {
+	seed := testSeed(t)
+	c := newTestCluster(t, seed, Options{ReplicateTimeout: 50 * time.Millisecond})
+	c.net.SetDropRate(0.05)
+	c.net.SetDelay(0, 2*time.Millisecond)
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d")}
+	var wg sync.WaitGroup
+	for g := range 6 {
+		rng := rand.New(rand.NewPCG(seed, uint64(g)))
+		via := c.nodes[c.ids[g%3]]
+		wg.Go(func() {
+			for i := range 60 {
+				k := keys[rng.IntN(len(keys))]
+				ack := []Ack{AckAll, AckPrimary}[rng.IntN(2)]
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				var err error
+				if rng.IntN(8) == 0 {
+					_, err = via.Delete(ctx, testMap, k, ack)
+				} else {
+					err = via.Set(ctx, testMap, k, []byte(fmt.Sprintf("g%d-%d", g, i)), store.SetOptions{}, ack)
+				}
+				cancel()
+				if err != nil && !IsRetryable(err) {
+					t.Errorf("write via %s: non-retryable error %v", via.ID(), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.net.SetDropRate(0)
+	c.net.SetDelay(0, 0)
+	for _, k := range keys {
+		p, r, _ := c.roles(k)
+		lg := c.nodes[p].parts[c.table.PartitionOf(k)].log.Load()
+		eventually(t, fmt.Sprintf("replica %s of %s to converge", r, k), func() bool {
+			if c.net.Inflight() != 0 || lg.Acked()[string(r)] != lg.Last() {
+				return false
+			}
+			pv, pok := c.local(p, k)
+			rv, rok := c.local(r, k)
+			return pv == rv && pok == rok
+		})
+	}
+}
