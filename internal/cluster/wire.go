@@ -41,10 +41,10 @@ type Op uint8
 
 // Operations.
 const (
-	OpGet       Op = 1
-	OpSet       Op = 2
-	OpDelete    Op = 3
-	OpReplicate Op = 4
+	OpGet       Op = 1 // read a key (consistent or eventual)
+	OpSet       Op = 2 // write a key on its primary
+	OpDelete    Op = 3 // delete a key on its primary
+	OpReplicate Op = 4 // primary to replica: entries of one partition in LSN order
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -72,7 +72,7 @@ const (
 	FlagConsistent uint8 = 1 << 0
 	// FlagKeepTTL keeps a key's existing expiry on Set.
 	FlagKeepTTL uint8 = 1 << 1
-	// flagAck0 and flagAck1 carry the Ack (2 bits).
+	// Bits 2 and 3 carry the Ack (see Request.Ack).
 	flagAckShift = 2
 	flagAckMask  = 3 << flagAckShift
 )
@@ -121,27 +121,27 @@ func (a Ack) String() string {
 
 // WireEntry is one replicated change.
 type WireEntry struct {
-	LSN      uint64
-	Delete   bool
+	LSN      uint64 // position in the primary's log of the partition
+	Delete   bool   // a delete (Value unused) rather than a write
 	Map      string
 	Key      []byte
 	Value    []byte
-	ExpireAt int64
-	Created  int64
+	ExpireAt int64 // Unix ms; 0 = none
+	Created  int64 // Unix ms
 }
 
 // Request is a decoded data-plane request.
 type Request struct {
 	Op        Op
-	Epoch     uint64
-	Flags     uint8
-	TimeoutMs uint64
-	Map       string
-	Key       []byte
-	Value     []byte
-	ExpireAt  int64
-	Cond      uint8
-	Partition uint64
+	Epoch     uint64 // the sender's table epoch; the receiver refuses another
+	Flags     uint8  // FlagConsistent, FlagKeepTTL, the Ack
+	TimeoutMs uint64 // how long the receiver may work on it; 0 = no bound
+	Map       string // Get, Set, Delete
+	Key       []byte // Get, Set, Delete
+	Value     []byte // Set
+	ExpireAt  int64  // Set: Unix ms; 0 = none
+	Cond      uint8  // Set: a store.Cond
+	Partition uint64 // Replicate
 	Entries   []WireEntry
 }
 
@@ -156,11 +156,11 @@ func (r *Request) SetAck(a Ack) {
 // Response is a decoded data-plane response.
 type Response struct {
 	Status  Status
-	Epoch   uint64
-	Flags   uint8
-	LSN     uint64
-	Value   []byte
-	Message string
+	Epoch   uint64 // the responder's table epoch
+	Flags   uint8  // FlagFound, FlagApplied
+	LSN     uint64 // Set/Delete: the write's LSN; Replicate: the last LSN applied
+	Value   []byte // Get: the value
+	Message string // why, for a status other than StatusOK
 }
 
 // ErrMalformed means a message could not be decoded.
