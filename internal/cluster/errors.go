@@ -3,7 +3,42 @@ package cluster
 import (
 	"errors"
 	"fmt"
+
+	"github.com/engramdb/engram/internal/store"
 )
+
+// codes maps the engine errors that cross the wire to their codes.
+var codes = []struct {
+	code Code
+	err  error
+}{
+	{CodeOOM, store.ErrOOM},
+	{CodeKeyTooLong, store.ErrKeyTooLong},
+	{CodeValueTooLarge, store.ErrValueTooLarge},
+	{CodeTooManyMaps, store.ErrTooManyMaps},
+	{CodeOutOfSequence, store.ErrOutOfSequence},
+}
+
+// codeOf returns err's code (CodeNone if it has none).
+func codeOf(err error) Code {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return CodeNone
+}
+
+// errorOf rebuilds a StatusError response's error, wrapping the engine
+// error its code names.
+func errorOf(code Code, where, msg string) error {
+	for _, c := range codes {
+		if c.code == code {
+			return fmt.Errorf("%s: %w (%s)", where, c.err, msg)
+		}
+	}
+	return fmt.Errorf("%s: %s", where, msg)
+}
 
 // ErrRetryable matches (with errors.Is) every error after which the same
 // request may succeed if retried: the cluster was changing, a node was

@@ -516,7 +516,7 @@ func responseError(resp *Response, from ring.NodeID) (*Response, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: %s", ErrBacklog, from, resp.Message)
 	}
-	return nil, fmt.Errorf("%s: %s", from, resp.Message)
+	return nil, errorOf(resp.Code, string(from), resp.Message)
 }
 
 // serve answers a message from the node at address from.
@@ -589,7 +589,7 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	}
 	m, err := n.st.OpenMap(r.Map)
 	if err != nil {
-		return &Response{Status: StatusError, Message: err.Error()}
+		return &Response{Status: StatusError, Code: codeOf(err), Message: err.Error()}
 	}
 	var done bool
 	ps.mu.Lock()
@@ -612,7 +612,7 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	lsn := lg.Last()
 	ps.mu.Unlock()
 	if err != nil {
-		return &Response{Status: StatusError, Message: err.Error()}
+		return &Response{Status: StatusError, Code: codeOf(err), Message: err.Error()}
 	}
 	resp := &Response{LSN: lsn}
 	if done {

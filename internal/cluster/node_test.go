@@ -256,6 +256,18 @@ func TestExpiryReplicated(t *testing.T) {
 	}
 }
 
+func TestEngineErrorsCrossTheWire(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{})
+	long := make([]byte, 70<<10) // past the store's 64 KiB key limit
+	p, _, o := c.roles(long)
+	for _, via := range []ring.NodeID{p, o} {
+		err := c.nodes[via].Set(ctxFor(t, 5*time.Second), testMap, long, []byte("v"), store.SetOptions{}, AckAll)
+		if !errors.Is(err, store.ErrKeyTooLong) || IsRetryable(err) {
+			t.Fatalf("set of a too long key via %s: %v, want store.ErrKeyTooLong, not retryable", via, err)
+		}
+	}
+}
+
 func TestOrderingOneKey(t *testing.T) {
 	seed := testSeed(t)
 	c := newTestCluster(t, seed, Options{})

@@ -24,7 +24,7 @@ import (
 //
 // Response:
 //
-//	u8 version (1) | u8 status | u64 epoch | u8 flags | uv lsn | bytes value | bytes message
+//	u8 version (1) | u8 status | u64 epoch | u8 flags | uv lsn | bytes value | bytes message | u8 code
 //
 // Enumerations (Op, Status, Ack, flag bits) are ONLY APPEND: a value, once
 // released, keeps its meaning forever. A decoder refuses a version it does
@@ -64,6 +64,20 @@ const (
 	StatusRetry Status = 3
 	// StatusError: a permanent failure, described by the message.
 	StatusError Status = 4
+)
+
+// Code names the engine error behind a StatusError, so the caller can
+// branch on it as on the local error (errors.Is). ONLY APPEND.
+type Code uint8
+
+// Error codes.
+const (
+	CodeNone          Code = 0
+	CodeOOM           Code = 1 // store.ErrOOM
+	CodeKeyTooLong    Code = 2 // store.ErrKeyTooLong
+	CodeValueTooLarge Code = 3 // store.ErrValueTooLarge
+	CodeTooManyMaps   Code = 4 // store.ErrTooManyMaps
+	CodeOutOfSequence Code = 5 // store.ErrOutOfSequence
 )
 
 // Request flag bits. ONLY APPEND.
@@ -161,6 +175,7 @@ type Response struct {
 	LSN     uint64 // Set/Delete: the write's LSN; Replicate: the last LSN applied
 	Value   []byte // Get: the value
 	Message string // why, for a status other than StatusOK
+	Code    Code   // StatusError: the engine error, if known
 }
 
 // ErrMalformed means a message could not be decoded.
@@ -220,7 +235,8 @@ func AppendResponse(b []byte, r *Response) []byte {
 	b = append(b, r.Flags)
 	b = binary.AppendUvarint(b, r.LSN)
 	b = appendBytes(b, r.Value)
-	return appendString(b, r.Message)
+	b = appendString(b, r.Message)
+	return append(b, byte(r.Code))
 }
 
 // decoder reads fields, remembering the first error.
@@ -365,6 +381,7 @@ func DecodeResponse(b []byte) (*Response, error) {
 	r := &Response{Status: Status(d.u8("status")), Epoch: d.u64("epoch"), Flags: d.u8("flags"), LSN: d.uv("lsn")}
 	r.Value = d.bytes("value")
 	r.Message = string(d.bytes("message"))
+	r.Code = Code(d.u8("code"))
 	if err := d.end(); err != nil {
 		return nil, err
 	}

@@ -48,13 +48,13 @@ func TestRequestRoundTrip(t *testing.T) {
 }
 
 func TestResponseRoundTrip(t *testing.T) {
-	r := &Response{Status: StatusWrongEpoch, Epoch: 9, Flags: FlagFound, LSN: 300, Value: []byte("val"), Message: "epoch 9"}
+	r := &Response{Status: StatusWrongEpoch, Epoch: 9, Flags: FlagFound, LSN: 300, Value: []byte("val"), Message: "epoch 9", Code: CodeOOM}
 	got, err := DecodeResponse(AppendResponse(nil, r))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Status != r.Status || got.Epoch != r.Epoch || got.Flags != r.Flags || got.LSN != r.LSN ||
-		string(got.Value) != string(r.Value) || got.Message != r.Message {
+		string(got.Value) != string(r.Value) || got.Message != r.Message || got.Code != r.Code {
 		t.Fatalf("got %+v, want %+v", got, r)
 	}
 	bad := AppendResponse(nil, r)
