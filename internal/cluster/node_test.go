@@ -415,8 +415,11 @@ func TestBacklogRefusesWrites(t *testing.T) {
 	c.net.Isolate(c.addrs[r])
 	val := make([]byte, 1024)
 	var err error
-	for i := 0; i < 100 && err == nil; i++ {
+	for i := 0; i < 100 && !errors.Is(err, ErrBacklog); i++ {
 		err = c.nodes[p].Set(ctxFor(t, 300*time.Millisecond), testMap, k, val, store.SetOptions{}, AckPrimary)
+		if err != nil && !IsRetryable(err) {
+			t.Fatalf("write %d: %v", i, err)
+		}
 	}
 	if !errors.Is(err, ErrBacklog) || !IsRetryable(err) {
 		t.Fatalf("writes past the backlog: %v, want a retryable ErrBacklog", err)
