@@ -344,7 +344,7 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 			sh.live += int64(size - oldLive)
 			m.s.acct.used.Add(int64(size - oldLive))
 			sh.nttl += btoi(expire != 0) - btoi(hadTTL)
-			m.s.emitWrite(m, key, val)
+			m.s.emitWrite(m, key, val, expire, int64(created)*1000)
 			return nil
 		}
 	} else if mk := m.maxKeys.Load(); mk > 0 && m.count.Load() >= mk {
@@ -376,7 +376,7 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 	sh.live += int64(size)
 	m.s.acct.used.Add(int64(size))
 	sh.nttl += btoi(expire != 0)
-	m.s.emitWrite(m, key, val)
+	m.s.emitWrite(m, key, val, expire, int64(created)*1000)
 	return nil
 }
 

@@ -48,11 +48,15 @@ const (
 // Event is one change to one key. Key and Value are valid only during the
 // Observer call: copy what you keep.
 type Event struct {
-	Map    string
-	Key    []byte
-	Value  []byte // new value of a write
-	Kind   EventKind
-	Reason Reason // why a delete happened
+	Map   string
+	Key   []byte
+	Value []byte // new value of a write
+	// ExpireAt (Unix ms, 0 = none) and Created (Unix ms, second precision)
+	// of a write: what a replica needs to store an identical record.
+	ExpireAt int64
+	Created  int64
+	Kind     EventKind
+	Reason   Reason // why a delete happened
 }
 
 // Observer receives every change. OnEvent is called with the key's
@@ -326,9 +330,9 @@ func (s *Store) ResetStats() {
 	}
 }
 
-func (s *Store) emitWrite(m *Map, key, val []byte) {
+func (s *Store) emitWrite(m *Map, key, val []byte, expireAt, created int64) {
 	if s.obs != nil {
-		s.obs.OnEvent(&Event{Map: m.name, Key: key, Value: val, Kind: EventWrite})
+		s.obs.OnEvent(&Event{Map: m.name, Key: key, Value: val, Kind: EventWrite, ExpireAt: expireAt, Created: created})
 	}
 }
 

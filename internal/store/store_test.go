@@ -603,6 +603,12 @@ func (r *recorder) OnEvent(ev *Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ev.Kind == EventWrite {
+		if ev.Created == 0 {
+			r.evs = append(r.evs, "write event without a creation time")
+		}
+		if string(ev.Key) == "b" && ev.ExpireAt == 0 {
+			r.evs = append(r.evs, "write event of b without its expiry")
+		}
 		r.evs = append(r.evs, fmt.Sprintf("%s/%s write %s", ev.Map, ev.Key, ev.Value))
 	} else {
 		r.evs = append(r.evs, fmt.Sprintf("%s/%s delete %s", ev.Map, ev.Key, ev.Reason))
