@@ -33,11 +33,9 @@
 // A write runs on the partition's primary under a per-partition mutex: it
 // checks the log's backlog (Log.Admit), writes the store, and the observer,
 // called by the store under the key's shard lock, appends the effect to the
-// partition's replication.Log (so LSN order is the store's order). Store
-// events carry no expiry or creation time, so the writing goroutine leaves
-// a hint (map, key, expiry, creation) that the observer picks up; writes
-// made on the store directly, not through the Node, replicate without an
-// expiry. One goroutine per (partition, replica) reads the log and sends
+// partition's replication.Log (so LSN order is the store's order), with
+// the record's expiry and creation time from the event, so a replica stores
+// an identical record. One goroutine per (partition, replica) reads the log and sends
 // batches (OpReplicate) carrying the epoch; the replica checks the epoch
 // and that the sender is the partition's primary, applies entries after
 // the last LSN it applied (Import upsert, or Delete), and answers with that

@@ -185,25 +185,15 @@ type Node struct {
 // partState is a node's state for one partition.
 type partState struct {
 	// mu serialises this node's writes to the partition as its primary
-	// (so a write's hint and its LSN belong to it) and the application of
+	// (so the LSN read after a write covers it) and the application of
 	// replicated entries as a replica.
 	mu      sync.Mutex
 	primary atomic.Bool
 	log     atomic.Pointer[replication.Log] // created when first primary
-	hint    atomic.Pointer[writeHint]
 	// As a replica (under mu): the primary entries come from and the
 	// last LSN applied from it.
 	source  ring.NodeID
 	applied uint64
-}
-
-// writeHint tells the observer the expiry and creation time of the write
-// in progress, which store events do not carry.
-type writeHint struct {
-	mapName  string
-	key      []byte
-	expireAt int64
-	created  int64
 }
 
 type streamKey struct {
@@ -358,13 +348,7 @@ func (n *Node) onEvent(ev *store.Event) {
 		if e.Value == nil {
 			e.Value = []byte{}
 		}
-		if h := ps.hint.Load(); h != nil && h.mapName == ev.Map && string(h.key) == string(ev.Key) {
-			e.ExpireAt, e.Created = h.expireAt, h.created
-		} else {
-			// A write that did not come through the Node (store events
-			// carry no expiry): replicated without one.
-			e.Created = n.st.Now()
-		}
+		e.ExpireAt, e.Created = ev.ExpireAt, ev.Created
 	}
 	lg.Append(e)
 }
@@ -595,16 +579,8 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	ps.mu.Lock()
 	if r.Op == OpSet {
 		o := store.SetOptions{ExpireAt: r.ExpireAt, KeepTTL: r.Flags&FlagKeepTTL != 0, Cond: store.Cond(r.Cond)}
-		h := &writeHint{mapName: r.Map, key: r.Key, expireAt: o.ExpireAt, created: n.st.Now()}
-		if o.KeepTTL {
-			if e, ok := m.GetEntry(nil, r.Key); ok {
-				h.expireAt = e.ExpireAt
-			}
-		}
-		ps.hint.Store(h)
 		var res store.SetResult
 		res, err = m.Set(r.Key, r.Value, o)
-		ps.hint.Store(nil)
 		done = res.Written
 	} else {
 		done = m.Delete(r.Key)
