@@ -45,6 +45,8 @@ const (
 	OpSet       Op = 2 // write a key on its primary
 	OpDelete    Op = 3 // delete a key on its primary
 	OpReplicate Op = 4 // primary to replica: entries of one partition in LSN order
+	OpCommand   Op = 5 // a client command (argument vector) for the primary of Partition
+	OpScatter   Op = 6 // a client command run over Parts, partitions the receiver leads
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -89,6 +91,8 @@ const (
 	// Bits 2 and 3 carry the Ack (see Request.Ack).
 	flagAckShift = 2
 	flagAckMask  = 3 << flagAckShift
+	// FlagRESP3 (Command, Scatter): reply in RESP3 rather than RESP2.
+	FlagRESP3 uint8 = 1 << 4
 )
 
 // Response flag bits. ONLY APPEND.
@@ -155,8 +159,10 @@ type Request struct {
 	Value     []byte // Set
 	ExpireAt  int64  // Set: Unix ms; 0 = none
 	Cond      uint8  // Set: a store.Cond
-	Partition uint64 // Replicate
+	Partition uint64 // Replicate, Command
 	Entries   []WireEntry
+	Args      [][]byte // Command, Scatter: the client's argument vector
+	Parts     []uint64 // Scatter: the partitions to answer for
 }
 
 // Ack returns the acknowledgement level carried in the flags.
@@ -207,6 +213,17 @@ func AppendRequest(b []byte, r *Request) []byte {
 		b = appendBytes(b, r.Value)
 		b = binary.AppendVarint(b, r.ExpireAt)
 		b = append(b, r.Cond)
+	case OpCommand, OpScatter:
+		b = appendString(b, r.Map)
+		b = binary.AppendUvarint(b, r.Partition)
+		b = binary.AppendUvarint(b, uint64(len(r.Args)))
+		for _, a := range r.Args {
+			b = appendBytes(b, a)
+		}
+		b = binary.AppendUvarint(b, uint64(len(r.Parts)))
+		for _, p := range r.Parts {
+			b = binary.AppendUvarint(b, p)
+		}
 	case OpReplicate:
 		b = binary.AppendUvarint(b, r.Partition)
 		b = binary.AppendUvarint(b, uint64(len(r.Entries)))
@@ -343,6 +360,31 @@ func DecodeRequest(b []byte) (*Request, error) {
 		r.Value = d.bytes("value")
 		r.ExpireAt = d.sv("expiry")
 		r.Cond = d.u8("condition")
+	case OpCommand, OpScatter:
+		r.Map = string(d.bytes("map"))
+		r.Partition = d.uv("partition")
+		n := d.uv("argument count")
+		// Each argument takes at least one byte (its length): bound the
+		// allocation by the input.
+		if d.err == nil && n > uint64(len(d.b)) {
+			d.fail("argument count larger than the message")
+		}
+		if d.err == nil {
+			r.Args = make([][]byte, 0, n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			r.Args = append(r.Args, d.bytes("argument"))
+		}
+		n = d.uv("partition count")
+		if d.err == nil && n > uint64(len(d.b)) {
+			d.fail("partition count larger than the message")
+		}
+		if d.err == nil && n > 0 {
+			r.Parts = make([]uint64, 0, n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			r.Parts = append(r.Parts, d.uv("partition"))
+		}
 	case OpReplicate:
 		r.Partition = d.uv("partition")
 		n := d.uv("entry count")

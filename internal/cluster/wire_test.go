@@ -16,7 +16,9 @@ func sampleRequests() []*Request {
 		{LSN: 1, Map: "m", Key: []byte("a"), Value: []byte("1"), ExpireAt: -1, Created: 1000},
 		{LSN: 2, Delete: true, Map: "m", Key: []byte("a")},
 	}}
-	return []*Request{get, set, del, rep}
+	cmd := &Request{Op: OpCommand, Epoch: 4, Flags: FlagRESP3, Map: "m", Partition: 12, Args: [][]byte{[]byte("SET"), []byte("k"), {}}}
+	sc := &Request{Op: OpScatter, Epoch: 4, Map: "0", Args: [][]byte{[]byte("DBSIZE")}, Parts: []uint64{0, 5, 270}}
+	return []*Request{get, set, del, rep, cmd, sc}
 }
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -28,7 +30,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		}
 		if got.Op != r.Op || got.Epoch != r.Epoch || got.Flags != r.Flags || got.Map != r.Map ||
 			string(got.Key) != string(r.Key) || string(got.Value) != string(r.Value) || got.ExpireAt != r.ExpireAt ||
-			got.Cond != r.Cond || got.Partition != r.Partition || len(got.Entries) != len(r.Entries) || got.Ack() != r.Ack() {
+			got.Cond != r.Cond || got.Partition != r.Partition || len(got.Entries) != len(r.Entries) || got.Ack() != r.Ack() ||
+			!reflect.DeepEqual(got.Parts, r.Parts) || len(got.Args) != len(r.Args) {
 			t.Fatalf("round trip: got %+v, want %+v", got, r)
 		}
 		for i := range r.Entries {
@@ -36,6 +39,11 @@ func TestRequestRoundTrip(t *testing.T) {
 			if a.LSN != b.LSN || a.Delete != b.Delete || a.Map != b.Map || string(a.Key) != string(b.Key) ||
 				string(a.Value) != string(b.Value) || a.ExpireAt != b.ExpireAt || a.Created != b.Created {
 				t.Fatalf("entry %d: got %+v, want %+v", i, a, b)
+			}
+		}
+		for i := range r.Args {
+			if string(got.Args[i]) != string(r.Args[i]) {
+				t.Fatalf("argument %d: got %q, want %q", i, got.Args[i], r.Args[i])
 			}
 		}
 		// Every strict prefix is refused.
