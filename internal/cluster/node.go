@@ -142,6 +142,11 @@ type Config struct {
 	Handler  *Handler
 	// Options tune the node.
 	Options Options
+	// Lease, when set, is asked before consistent operations; an error
+	// means this node may be on the minority side of a network split
+	// (no recent contact with the control plane's majority) and the
+	// operation is refused with ErrNoQuorum.
+	Lease func() error
 }
 
 // Stats count what a Node did, for tests and metrics.
@@ -180,6 +185,9 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	forwarded, retries, fenced, applied atomic.Int64
+
+	exec2 atomic.Pointer[executorBox] // runs forwarded commands (SetExecutor)
+	lease func() error
 }
 
 // partState is a node's state for one partition.
@@ -216,7 +224,7 @@ func New(c Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{id: c.ID, st: c.Store, tr: c.Transport, opts: opts, parts: make([]partState, c.Store.Partitions()),
-		changed: make(chan struct{}), streams: map[streamKey]context.CancelFunc{}, ctx: ctx, cancel: cancel}
+		changed: make(chan struct{}), streams: map[streamKey]context.CancelFunc{}, ctx: ctx, cancel: cancel, lease: c.Lease}
 	if !c.Observer.node.CompareAndSwap(nil, n) || !c.Handler.node.CompareAndSwap(nil, n) {
 		cancel()
 		return nil, errors.New("observer or handler already bound to another node")
@@ -519,14 +527,19 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		resp.Epoch = epoch
 		return resp
 	}
-	p := t.PartitionOf(r.Key)
-	if t.Primary(p) != n.id {
-		return &Response{Status: StatusNotOwner, Epoch: epoch, Message: fmt.Sprintf("partition %d is led by %q", p, t.Primary(p))}
-	}
 	if r.TimeoutMs > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.TimeoutMs)*time.Millisecond)
 		defer cancel()
+	}
+	if r.Op == OpCommand || r.Op == OpScatter {
+		resp := n.serveCommand(ctx, t, r)
+		resp.Epoch = epoch
+		return resp
+	}
+	p := t.PartitionOf(r.Key)
+	if t.Primary(p) != n.id {
+		return &Response{Status: StatusNotOwner, Epoch: epoch, Message: fmt.Sprintf("partition %d is led by %q", p, t.Primary(p))}
 	}
 	if r.Ack() == AckNone {
 		r.SetAck(AckPrimary) // the sender did not wait; nobody reads the answer

@@ -80,6 +80,7 @@ const (
 	CodeValueTooLarge Code = 3 // store.ErrValueTooLarge
 	CodeTooManyMaps   Code = 4 // store.ErrTooManyMaps
 	CodeOutOfSequence Code = 5 // store.ErrOutOfSequence
+	CodeNoQuorum      Code = 6 // with StatusRetry: ErrNoQuorum (lease expired)
 )
 
 // Request flag bits. ONLY APPEND.
@@ -93,6 +94,8 @@ const (
 	flagAckMask  = 3 << flagAckShift
 	// FlagRESP3 (Command, Scatter): reply in RESP3 rather than RESP2.
 	FlagRESP3 uint8 = 1 << 4
+	// FlagWrite (Command, Scatter): the command changes data.
+	FlagWrite uint8 = 1 << 5
 )
 
 // Response flag bits. ONLY APPEND.

@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/engramdb/engram/internal/ring"
+	"github.com/engramdb/engram/internal/store"
+)
+
+// miniExec is a tiny front end for tests: SET k v, GET k and DBSIZE on a
+// node's store, run through Node.Local / Scatter as the RESP server does.
+type miniExec struct {
+	n       *Node
+	calls   int
+	scatter int
+}
+
+func (e *miniExec) run(c *Command) []byte {
+	m, err := e.n.st.OpenMap(c.Map)
+	if err != nil {
+		return []byte("-ERR " + err.Error())
+	}
+	switch strings.ToUpper(string(c.Args[0])) {
+	case "SET":
+		if _, err := m.Set(c.Args[1], c.Args[2], store.SetOptions{}); err != nil {
+			return []byte("-ERR " + err.Error())
+		}
+		return []byte("+OK")
+	case "GET":
+		v, ok := m.Get(nil, c.Args[1])
+		if !ok {
+			return []byte("$-1")
+		}
+		return append([]byte("$"), v...)
+	}
+	return []byte("-ERR unknown")
+}
+
+func (e *miniExec) Exec(ctx context.Context, p int, c *Command) ([]byte, error) {
+	e.calls++
+	var out []byte
+	err := e.n.Local(ctx, p, c, func() { out = e.run(c) })
+	return out, err
+}
+
+func (e *miniExec) ExecScatter(ctx context.Context, parts []int, c *Command) ([]byte, error) {
+	e.scatter++
+	var n int64
+	for _, p := range parts {
+		n += e.n.st.PartitionLen(p)
+	}
+	return []byte(strconv.FormatInt(n, 10)), nil
+}
+
+// runCmd runs a command through node via Run, the way the RESP server does.
+func runCmd(t *testing.T, node *Node, ex *miniExec, c *Command, key string) (string, error) {
+	t.Helper()
+	p := node.Table().PartitionOf([]byte(key))
+	var local []byte
+	reply, err := node.Run(context.Background(), p, c, func() { local = ex.run(c) })
+	if err != nil {
+		return "", err
+	}
+	if reply == nil {
+		reply = local
+	}
+	return string(reply), nil
+}
+
+func TestCommandForwarding(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{})
+	execs := map[ring.NodeID]*miniExec{}
+	for id, n := range c.nodes {
+		execs[id] = &miniExec{n: n}
+		n.SetExecutor(execs[id])
+	}
+	key := c.keyFor(c.table, "n1", "n2")
+	// Written through n3 (neither primary nor replica): forwarded to n1.
+	got, err := runCmd(t, c.nodes["n3"], execs["n3"], &Command{Map: testMap, Args: args("SET", string(key), "v1"), Write: true}, string(key))
+	if err != nil || got != "+OK" {
+		t.Fatalf("SET through n3: %q, %v", got, err)
+	}
+	if execs["n1"].calls != 1 {
+		t.Fatalf("primary ran %d forwarded commands, want 1", execs["n1"].calls)
+	}
+	// AckAll: the replica has the value when SET returns.
+	if v, ok := c.stores["n2"].Map(testMap).Get(nil, key); !ok || string(v) != "v1" {
+		t.Fatalf("replica n2 after ack=all SET: %q %v", v, ok)
+	}
+	for _, id := range c.ids {
+		got, err := runCmd(t, c.nodes[id], execs[id], &Command{Map: testMap, Args: args("GET", string(key))}, string(key))
+		if err != nil || got != "$v1" {
+			t.Fatalf("GET through %s: %q, %v", id, got, err)
+		}
+	}
+	// An eventual read on the replica is served from its own copy.
+	before := execs["n1"].calls
+	got, err = runCmd(t, c.nodes["n2"], execs["n2"], &Command{Map: testMap, Args: args("GET", string(key)), Eventual: true}, string(key))
+	if err != nil || got != "$v1" || execs["n1"].calls != before {
+		t.Fatalf("eventual GET on replica: %q, %v, primary calls %d -> %d", got, err, before, execs["n1"].calls)
+	}
+}
+
+func TestCommandScatterCoversEveryPartitionOnce(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{})
+	execs := map[ring.NodeID]*miniExec{}
+	for id, n := range c.nodes {
+		execs[id] = &miniExec{n: n}
+		n.SetExecutor(execs[id])
+	}
+	for i := range 500 {
+		k := fmt.Sprintf("k%d", i)
+		if _, err := runCmd(t, c.nodes["n1"], execs["n1"], &Command{Map: testMap, Args: args("SET", k, "v"), Write: true}, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		replies, err := n.Scatter(context.Background(), &Command{Map: testMap, Args: args("DBSIZE")}, func(parts []int) []byte {
+			b, _ := execs[id].ExecScatter(context.Background(), parts, nil)
+			return b
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, r := range replies {
+			v, _ := strconv.Atoi(string(r))
+			total += v
+		}
+		if total != 500 || len(replies) != 3 {
+			t.Fatalf("scatter DBSIZE from %s: %d over %d replies, want 500 over 3", id, total, len(replies))
+		}
+	}
+}
+
+func TestCommandFencedByEpoch(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{RequestTimeout: 300 * time.Millisecond})
+	for _, n := range c.nodes {
+		n.SetExecutor(&miniExec{n: n})
+	}
+	key := c.keyFor(c.table, "n1", "n2")
+	// n3 learns of a newer table that n1 has not seen: n1 must refuse.
+	newer := *c.table
+	newer.Epoch++
+	c.setTable(&newer, "n3")
+	ex := &miniExec{n: c.nodes["n3"]}
+	_, err := runCmd(t, c.nodes["n3"], ex, &Command{Map: testMap, Args: args("SET", string(key), "x"), Write: true}, string(key))
+	if !errors.Is(err, ErrWrongEpoch) {
+		t.Fatalf("SET with a newer epoch than the owner's: %v, want ErrWrongEpoch", err)
+	}
+	if _, ok := c.stores["n1"].Map(testMap).Get(nil, key); ok {
+		t.Fatal("a fenced command changed the owner's data")
+	}
+	// Once the owners catch up, the same command succeeds.
+	c.setTable(&newer, "n1", "n2")
+	if got, err := runCmd(t, c.nodes["n3"], ex, &Command{Map: testMap, Args: args("SET", string(key), "x"), Write: true}, string(key)); err != nil || got != "+OK" {
+		t.Fatalf("after catching up: %q %v", got, err)
+	}
+}
+
+func TestCommandLeaseRefusesConsistentOps(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{RequestTimeout: 200 * time.Millisecond})
+	n := c.nodes["n1"]
+	n.lease = func() error { return errors.New("no contact for 3s") }
+	key := c.keyFor(c.table, "n1", "n2")
+	ex := &miniExec{n: n}
+	if _, err := runCmd(t, n, ex, &Command{Map: testMap, Args: args("SET", string(key), "x"), Write: true}, string(key)); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("write without lease: %v", err)
+	}
+	// Forwarded to the lease-less primary from another node: same answer.
+	for _, m := range c.nodes {
+		m.SetExecutor(&miniExec{n: m})
+	}
+	if _, err := runCmd(t, c.nodes["n3"], &miniExec{n: c.nodes["n3"]}, &Command{Map: testMap, Args: args("GET", string(key))}, string(key)); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("consistent read forwarded to a lease-less primary: %v", err)
+	}
+	// Eventual reads still work there.
+	if _, err := runCmd(t, n, ex, &Command{Map: testMap, Args: args("GET", string(key)), Eventual: true}, string(key)); err != nil {
+		t.Fatalf("eventual read without lease: %v", err)
+	}
+}
+
+func args(a ...string) [][]byte {
+	out := make([][]byte, len(a))
+	for i, s := range a {
+		out[i] = []byte(s)
+	}
+	return out
+}
