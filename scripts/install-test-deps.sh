@@ -11,6 +11,9 @@
 set -euo pipefail
 
 STATICCHECK_VERSION=2026.1
+# The module version of that release: some proxies serve only the
+# semantic version, not the release tag.
+STATICCHECK_MODULE_VERSION=v0.7.0
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 die() { printf 'install-test-deps: error: %s\n' "$*" >&2; exit 1; }
@@ -63,5 +66,5 @@ if [ -x "$staticcheck" ]; then
 fi
 if [ "$have" != "$STATICCHECK_VERSION" ]; then
 	log "installing staticcheck $STATICCHECK_VERSION into $gobin${have:+ (found $have)}"
-	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_MODULE_VERSION"
 fi
