@@ -533,12 +533,13 @@ func (m *Map) Mutate(key []byte, fn func(cur Entry, exists bool) (Mutation, erro
 	return err
 }
 
-// each calls fn for every live, unexpired item, partition by partition,
-// holding one partition's read lock at a time. fn must not call back into
-// the store. It stops when fn returns false.
-func (m *Map) each(fn func(key, val []byte, h *header) bool) {
+// eachOf calls fn for every live, unexpired item of the partitions in
+// parts (nil = all), partition by partition, holding one partition's read
+// lock at a time. fn must not call back into the store. It stops when fn
+// returns false.
+func (m *Map) eachOf(parts []int, fn func(key, val []byte, h *header) bool) {
 	now := m.s.now()
-	for p := range m.parts {
+	for _, p := range m.partList(parts) {
 		if !m.eachIn(p, now, fn) {
 			return
 		}
@@ -562,10 +563,13 @@ func (m *Map) eachIn(p int, now int64, fn func(key, val []byte, h *header) bool)
 }
 
 // Keys returns copies of the keys matching the glob pattern (nil = all).
-func (m *Map) Keys(pattern []byte) [][]byte {
+func (m *Map) Keys(pattern []byte) [][]byte { return m.KeysIn(nil, pattern) }
+
+// KeysIn is Keys over the partitions in parts (nil = all).
+func (m *Map) KeysIn(parts []int, pattern []byte) [][]byte {
 	var out [][]byte
 	all := pattern == nil || string(pattern) == "*"
-	m.each(func(k, _ []byte, _ *header) bool {
+	m.eachOf(parts, func(k, _ []byte, _ *header) bool {
 		if all || glob.Match(pattern, k, false) {
 			out = append(out, append([]byte(nil), k...))
 		}
@@ -581,10 +585,13 @@ type KV struct {
 
 // Items returns copies of every item whose key matches the glob pattern
 // (nil = all), up to limit items (0 = no limit).
-func (m *Map) Items(pattern []byte, limit int) []KV {
+func (m *Map) Items(pattern []byte, limit int) []KV { return m.ItemsIn(nil, pattern, limit) }
+
+// ItemsIn is Items over the partitions in parts (nil = all).
+func (m *Map) ItemsIn(parts []int, pattern []byte, limit int) []KV {
 	var out []KV
 	all := pattern == nil || string(pattern) == "*"
-	m.each(func(k, v []byte, _ *header) bool {
+	m.eachOf(parts, func(k, v []byte, _ *header) bool {
 		if all || glob.Match(pattern, k, false) {
 			out = append(out, KV{append([]byte(nil), k...), append([]byte(nil), v...)})
 		}
@@ -654,10 +661,10 @@ func (m *Map) RandomKey() ([]byte, bool) {
 // not nil) with each removed item. It works one partition at a time and
 // collects the matching keys before removing them, because a removal may
 // compact a slab and move records under a running walk.
-func (m *Map) removeWhere(pred func(key []byte, h *header, now int64) bool, why Reason, fn func(key, val []byte)) int {
+func (m *Map) removeWhere(parts []int, pred func(key []byte, h *header, now int64) bool, why Reason, fn func(key, val []byte)) int {
 	n := 0
 	var keys [][]byte
-	for p := range m.parts {
+	for _, p := range m.partList(parts) {
 		sh := m.parts[p].Load()
 		if sh == nil {
 			continue
@@ -690,20 +697,32 @@ func (m *Map) removeWhere(pred func(key []byte, h *header, now int64) bool, why 
 
 // EvictSince removes every item created more than ageSecs seconds ago (jc
 // evict_map_since) and returns how many it removed.
-func (m *Map) EvictSince(ageSecs int64) int {
-	return m.removeWhere(func(_ []byte, h *header, now int64) bool {
+func (m *Map) EvictSince(ageSecs int64) int { return m.EvictSinceIn(nil, ageSecs) }
+
+// EvictSinceIn is EvictSince over the partitions in parts (nil = all).
+func (m *Map) EvictSinceIn(parts []int, ageSecs int64) int {
+	return m.removeWhere(parts, func(_ []byte, h *header, now int64) bool {
 		return (int64(h.created)+ageSecs)*1000 <= now
 	}, ReasonEvicted, nil)
 }
 
 // Clear removes every item. Unless silent, subscribers get a delete event
 // for each key.
-func (m *Map) Clear(silent bool) {
-	if !silent && m.s.obs != nil {
-		m.removeWhere(func([]byte, *header, int64) bool { return true }, ReasonCleared, nil)
+func (m *Map) Clear(silent bool) { m.ClearIn(nil, silent) }
+
+// ClearIn is Clear over the partitions in parts (nil = all). With an
+// observer, a silent clear still reports each delete, with
+// ReasonClearedSilent, so replicas apply it (subscribers are not told).
+func (m *Map) ClearIn(parts []int, silent bool) {
+	if m.s.obs != nil {
+		why := ReasonCleared
+		if silent {
+			why = ReasonClearedSilent
+		}
+		m.removeWhere(parts, func([]byte, *header, int64) bool { return true }, why, nil)
 		return
 	}
-	for p := range m.parts {
+	for _, p := range m.partList(parts) {
 		sh := m.parts[p].Load()
 		if sh == nil {
 			continue
@@ -716,9 +735,12 @@ func (m *Map) Clear(silent bool) {
 }
 
 // Bytes returns the bytes of the map's live records.
-func (m *Map) Bytes() int64 {
+func (m *Map) Bytes() int64 { return m.BytesIn(nil) }
+
+// BytesIn is Bytes over the partitions in parts (nil = all).
+func (m *Map) BytesIn(parts []int) int64 {
 	var n int64
-	for p := range m.parts {
+	for _, p := range m.partList(parts) {
 		if sh := m.parts[p].Load(); sh != nil {
 			sh.mu.RLock()
 			n += sh.live
@@ -726,4 +748,40 @@ func (m *Map) Bytes() int64 {
 		}
 	}
 	return n
+}
+
+// LenIn returns the number of items in the partitions in parts (nil =
+// all; then it equals Len).
+func (m *Map) LenIn(parts []int) int64 {
+	if parts == nil {
+		return m.Len()
+	}
+	var n int64
+	for _, p := range m.partList(parts) {
+		if sh := m.parts[p].Load(); sh != nil {
+			sh.mu.RLock()
+			n += int64(sh.count)
+			sh.mu.RUnlock()
+		}
+	}
+	return n
+}
+
+// partList returns parts, or every partition for nil, dropping numbers
+// out of range.
+func (m *Map) partList(parts []int) []int {
+	if parts == nil {
+		all := make([]int, len(m.parts))
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	out := parts[:0:0]
+	for _, p := range parts {
+		if p >= 0 && p < len(m.parts) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

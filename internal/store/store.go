@@ -24,9 +24,12 @@ const (
 	ReasonExpired               // its TTL or the map's max age passed
 	ReasonEvicted               // removed to respect the memory bound, or by evict-since
 	ReasonCleared               // its map was cleared
+	// ReasonClearedSilent: its map was cleared silently (FLUSH SILENT).
+	// Replicas must apply it; subscribers must not be told.
+	ReasonClearedSilent
 )
 
-var reasonNames = [...]string{"delete", "expired", "evicted", "cleared"}
+var reasonNames = [...]string{"delete", "expired", "evicted", "cleared", "cleared_silent"}
 
 // String returns the reason's name as events show it.
 func (r Reason) String() string {
@@ -218,9 +221,12 @@ func (s *Store) MapNames() []string {
 }
 
 // Flush clears every map (jc flush). Silent sends no events.
-func (s *Store) Flush(silent bool) {
+func (s *Store) Flush(silent bool) { s.FlushIn(nil, silent) }
+
+// FlushIn is Flush over the partitions in parts (nil = all).
+func (s *Store) FlushIn(parts []int, silent bool) {
 	for _, m := range *s.list.Load() {
-		m.Clear(silent)
+		m.ClearIn(parts, silent)
 	}
 }
 
