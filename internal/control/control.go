@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/engramdb/engram/internal/ring"
 )
 
 // Member is a node as the control plane records it.
@@ -32,39 +28,6 @@ type Member struct {
 type MapConfig struct {
 	MaxTTL  int64 `json:"max_ttl,omitempty"` // seconds; 0 = none
 	MaxKeys int64 `json:"max_keys,omitempty"`
-}
-
-// State is the replicated cluster configuration.
-type State struct {
-	Members map[string]Member    `json:"members"`
-	Table   *ring.Table          `json:"table"`
-	Maps    map[string]MapConfig `json:"maps"`
-}
-
-// Clone returns a deep copy (callers may keep it).
-func (s State) Clone() State {
-	c := State{Members: maps.Clone(s.Members), Maps: maps.Clone(s.Maps)}
-	if s.Table != nil {
-		t := *s.Table
-		t.Owners = make([][]ring.NodeID, len(s.Table.Owners))
-		for i, o := range s.Table.Owners {
-			t.Owners[i] = slices.Clone(o)
-		}
-		c.Table = &t
-	}
-	return c
-}
-
-// DataMembers returns the IDs of live members that hold data, sorted.
-func (s State) DataMembers() []ring.NodeID {
-	var out []ring.NodeID
-	for id, m := range s.Members {
-		if m.Alive && !m.Client {
-			out = append(out, ring.NodeID(id))
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Options configure a Control.
@@ -291,22 +254,53 @@ func (c *Control) SetMapConfig(name string, mc MapConfig, timeout time.Duration)
 	return c.apply(command{Op: opMapConfig, Map: name, MapConfig: &mc}, timeout)
 }
 
+// MarkSynced records that copies are complete: each report says a node has
+// finished receiving a partition from its primary (see SyncReport). The
+// reports are applied as one log entry, and the effective table is derived
+// again once for the whole batch: a partition whose target copies are now
+// all complete moves to its target owners, and one whose target primary is
+// now complete is led by it. Reports that no longer hold (the node is not
+// an owner of the partition any more, or has not been one without
+// interruption since the report's epoch, or is not a live data member)
+// are ignored. It returns how many reports changed the state (a repeated
+// report does not). Leader only.
+func (c *Control) MarkSynced(reports []SyncReport, timeout time.Duration) (int, error) {
+	if !c.IsLeader() {
+		return 0, c.notLeader()
+	}
+	if len(reports) == 0 {
+		return 0, nil
+	}
+	res, err := c.applyResult(command{Op: opMarkSynced, Reports: reports}, timeout)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.(int)
+	return n, nil
+}
+
 func (c *Control) apply(cmd command, timeout time.Duration) error {
+	_, err := c.applyResult(cmd, timeout)
+	return err
+}
+
+// applyResult commits cmd and returns what the state machine answered.
+func (c *Control) applyResult(cmd command, timeout time.Duration) (any, error) {
 	b, err := json.Marshal(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f := c.raft.Apply(b, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return c.notLeader()
+			return nil, c.notLeader()
 		}
-		return fmt.Errorf("cannot commit %s to the control plane: %w", cmd.Op, err)
+		return nil, fmt.Errorf("cannot commit %s to the control plane: %w", cmd.Op, err)
 	}
 	if err, _ := f.Response().(error); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	return f.Response(), nil
 }
 
 // Voters returns the IDs of the current voting managers, sorted.
@@ -339,15 +333,17 @@ const (
 	opMemberUp   = "member_up"
 	opMemberDown = "member_down"
 	opMapConfig  = "map_config"
+	opMarkSynced = "mark_synced"
 )
 
 type command struct {
-	Op        string     `json:"op"`
-	Member    *Member    `json:"member,omitempty"`
-	ID        string     `json:"id,omitempty"`
-	Left      bool       `json:"left,omitempty"`
-	Map       string     `json:"map,omitempty"`
-	MapConfig *MapConfig `json:"map_config,omitempty"`
+	Op        string       `json:"op"`
+	Member    *Member      `json:"member,omitempty"`
+	ID        string       `json:"id,omitempty"`
+	Left      bool         `json:"left,omitempty"`
+	Map       string       `json:"map,omitempty"`
+	MapConfig *MapConfig   `json:"map_config,omitempty"`
+	Reports   []SyncReport `json:"reports,omitempty"`
 }
 
 // fsm applies commands to the state; deterministic given the log.
@@ -365,8 +361,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	changed := true
+	var result any
 	switch cmd.Op {
 	case opMemberUp:
+		// A member that was down comes back without its memory: it
+		// holds no complete copy (MemberDown already dropped it from
+		// Synced, and derive only counts copies of previous owners).
 		f.state.Members[cmd.Member.ID] = *cmd.Member
 	case opMemberDown:
 		m, ok := f.state.Members[cmd.ID]
@@ -381,15 +381,22 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 	case opMapConfig:
 		f.state.Maps[cmd.Map] = *cmd.MapConfig
+	case opMarkSynced:
+		n := f.state.markSynced(cmd.Reports)
+		changed = n > 0
+		result = n
 	default:
 		f.mu.Unlock()
 		return fmt.Errorf("control: unknown operation %q in log entry %d", cmd.Op, l.Index)
 	}
 	var err error
 	if changed && cmd.Op != opMapConfig {
-		err = f.retable()
+		err = f.state.retable(f.partitions, f.copies)
 	}
-	snap := f.state.Clone()
+	var snap State
+	if f.onChange != nil && changed {
+		snap = f.state.Clone()
+	}
 	f.mu.Unlock()
 	if err != nil {
 		return err
@@ -397,33 +404,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if f.onChange != nil && changed {
 		f.onChange(snap)
 	}
-	return nil
-}
-
-// retable recomputes the partition table if the data members changed.
-func (f *fsm) retable() error {
-	members := f.state.DataMembers()
-	if f.state.Table != nil && slices.Equal(members, tableMembers(f.state.Table)) {
-		return nil
-	}
-	t, err := ring.Assign(f.state.Table, members, f.partitions, f.copies)
-	if err != nil {
-		return err
-	}
-	f.state.Table = t
-	return nil
-}
-
-func tableMembers(t *ring.Table) []ring.NodeID {
-	seen := map[ring.NodeID]bool{}
-	for _, o := range t.Owners {
-		for _, n := range o {
-			seen[n] = true
-		}
-	}
-	out := slices.Collect(maps.Keys(seen))
-	slices.Sort(out)
-	return out
+	return result
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
@@ -442,12 +423,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&st); err != nil {
 		return fmt.Errorf("control: cannot restore snapshot: %w", err)
 	}
-	if st.Members == nil {
-		st.Members = map[string]Member{}
-	}
-	if st.Maps == nil {
-		st.Maps = map[string]MapConfig{}
-	}
+	st.normalize()
 	f.mu.Lock()
 	f.state = st
 	snap := st.Clone()
@@ -469,18 +445,3 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (snapshot) Release() {}
-
-// String summarises the state for logs.
-func (s State) String() string {
-	var b strings.Builder
-	epoch := uint64(0)
-	if s.Table != nil {
-		epoch = s.Table.Epoch
-	}
-	fmt.Fprintf(&b, "epoch %d, members", epoch)
-	for _, id := range slices.Sorted(maps.Keys(s.Members)) {
-		m := s.Members[id]
-		fmt.Fprintf(&b, " %s(alive=%v)", id, m.Alive)
-	}
-	return b.String()
-}

@@ -22,6 +22,13 @@ type testNode struct {
 
 func newCluster(t *testing.T, n int) []*testNode {
 	t.Helper()
+	return newClusterWith(t, n, func(*Options) {})
+}
+
+// newClusterWith starts n control-plane members on raft's in-memory
+// transport (31 partitions, 2 copies); edit adjusts each one's options.
+func newClusterWith(t *testing.T, n int, edit func(*Options)) []*testNode {
+	t.Helper()
 	var nodes []*testNode
 	for i := 0; i < n; i++ {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("n%d", i+1)))
@@ -35,7 +42,9 @@ func newCluster(t *testing.T, n int) []*testNode {
 		}
 	}
 	for i, nd := range nodes {
-		c, err := New(Options{ID: nd.id, Transport: nd.trans, Bootstrap: i == 0, Partitions: 31, Copies: 2, Fast: true})
+		o := Options{ID: nd.id, Transport: nd.trans, Bootstrap: i == 0, Partitions: 31, Copies: 2, Fast: true}
+		edit(&o)
+		c, err := New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +96,31 @@ func sameTable(a, b *ring.Table) bool {
 	return true
 }
 
+// syncAll reports every pending copy as complete, as the partitions'
+// primaries would once they have sent them, until none is left.
+func syncAll(t *testing.T, c *Control) {
+	t.Helper()
+	for range 10 {
+		st := c.State()
+		pend := st.Pending()
+		if len(pend) == 0 {
+			return
+		}
+		var rs []SyncReport
+		for _, cp := range pend {
+			rs = append(rs, SyncReport{Partition: cp.Partition, Node: string(cp.Node), Epoch: st.Table.Epoch})
+		}
+		n, err := c.MarkSynced(rs, timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(rs) {
+			t.Fatalf("%d of %d current reports applied", n, len(rs))
+		}
+	}
+	t.Fatalf("copies still pending: %v", c.State().Pending())
+}
+
 func TestControlPlaneLifecycle(t *testing.T) {
 	nodes := newCluster(t, 4)
 	l := leader(t, nodes)
@@ -101,6 +135,10 @@ func TestControlPlaneLifecycle(t *testing.T) {
 	voters, _ := l.c.Voters()
 	if !slices.Equal(voters, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("voters %v, want the first three", voters)
+	}
+	syncAll(t, l.c)
+	if st := l.c.State(); !st.Settled() {
+		t.Fatalf("not settled after every copy was reported: %s", st)
 	}
 	want := l.c.State().Table
 	if got := l.c.State().DataMembers(); len(got) != 4 {

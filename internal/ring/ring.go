@@ -64,6 +64,19 @@ func (t *Table) Load() (primaries, replicas map[NodeID]int) {
 // leaves, one of the partition's surviving replicas becomes primary (it
 // already has the data). The result's Epoch is prev's plus one.
 func Assign(prev *Table, members []NodeID, partitions, copies int) (*Table, error) {
+	return AssignHeld(prev, nil, members, partitions, copies)
+}
+
+// AssignHeld is Assign for a prev that is a plan not yet carried out:
+// held[p] (held may be nil or shorter than the partition count) lists the
+// nodes that actually hold a complete copy of partition p, which may
+// differ from prev's owners while copies are being moved. It changes one
+// thing: when the primary of p in prev is no longer a member (failover),
+// the new primary is a member of held[p] if one is left (the one with the
+// fewest primaries so far), whether or not prev listed it, and only
+// otherwise a surviving owner of prev as in Assign. So the plan promotes a
+// node that has the data rather than one still receiving it.
+func AssignHeld(prev *Table, held [][]NodeID, members []NodeID, partitions, copies int) (*Table, error) {
 	if partitions < 1 {
 		return nil, fmt.Errorf("cannot build a partition table with %d partitions", partitions)
 	}
@@ -122,9 +135,18 @@ func Assign(prev *Table, members []NodeID, partitions, copies int) (*Table, erro
 	for _, p := range order {
 		orphan := !live[prev.Owners[p][0]]
 		var pick NodeID
+		if orphan && p < len(held) {
+			// Failover with known holders: one of them leads.
+			for _, n := range held[p] {
+				if live[n] && (pick == "" || prim[n] < prim[pick]) {
+					pick = n
+				}
+			}
+		}
+		fromHeld := pick != ""
 		for _, n := range prev.Owners[p] {
 			switch {
-			case !live[n]:
+			case !live[n], fromHeld:
 			case orphan:
 				// Failover: a surviving copy must lead, whatever the
 				// quota; reading from a node without the data would

@@ -149,3 +149,65 @@ func TestAssignRandomChanges(t *testing.T) {
 		tb = nt
 	}
 }
+
+// TestAssignHeldPromotesHolder: when a plan's primary fails while its
+// other copy is still being filled, the node that actually holds the data
+// becomes primary, even though the plan did not list it.
+func TestAssignHeldPromotesHolder(t *testing.T) {
+	const parts, copies = 31, 2
+	ms := nodes(4)
+	plan, _ := Assign(nil, ms, parts, copies)
+	held := make([][]NodeID, parts)
+	var p int
+	var holder NodeID
+	for q, own := range plan.Owners {
+		// Pretend the plan moved q's replica: own[1] is being filled,
+		// and a third node still has the complete copy.
+		for _, n := range ms {
+			if !slices.Contains(own, n) {
+				held[q] = []NodeID{own[0], n}
+				break
+			}
+		}
+		if own[0] == "node-1" && holder == "" {
+			p, holder = q, held[q][1]
+		}
+	}
+	rest := ms[1:]
+	got, err := AssignHeld(plan, held, rest, parts, copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, got, rest, copies)
+	for q, own := range plan.Owners {
+		if own[0] == "node-1" && got.Primary(q) != held[q][1] {
+			t.Fatalf("partition %d: primary %s, want the holder %s (plan %v)", q, got.Primary(q), held[q][1], own)
+		}
+	}
+	// Without holders it is Assign: the planned replica is promoted.
+	plain, _ := AssignHeld(plan, nil, rest, parts, copies)
+	want, _ := Assign(plan, rest, parts, copies)
+	if !slices.EqualFunc(plain.Owners, want.Owners, slices.Equal) {
+		t.Fatal("AssignHeld without holders differs from Assign")
+	}
+	if plain.Primary(p) != plan.Owners[p][1] {
+		t.Fatalf("partition %d: primary %s, want the planned replica %s", p, plain.Primary(p), plan.Owners[p][1])
+	}
+}
+
+// checkValid checks owner counts, distinctness and membership (not
+// balance, which a failover may overrun).
+func checkValid(t *testing.T, tb *Table, members []NodeID, copies int) {
+	t.Helper()
+	width := min(copies, len(members))
+	for p, own := range tb.Owners {
+		if len(own) != width {
+			t.Fatalf("partition %d has %d owners, want %d", p, len(own), width)
+		}
+		for i, n := range own {
+			if !slices.Contains(members, n) || slices.Contains(own[:i], n) {
+				t.Fatalf("partition %d: bad owners %v", p, own)
+			}
+		}
+	}
+}
