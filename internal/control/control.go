@@ -100,8 +100,7 @@ func New(o Options) (*Control, error) {
 		}
 		trans = t
 	}
-	f := &fsm{partitions: o.Partitions, copies: o.Copies, onChange: o.OnChange,
-		state: State{Members: map[string]Member{}, Maps: map[string]MapConfig{}}}
+	f := newFSM(o.Partitions, o.Copies, o.OnChange)
 	// The cache's configuration is rebuilt from live members after a full
 	// restart, so Raft's log and snapshots live in memory.
 	r, err := raft.NewRaft(cfg, f, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
@@ -352,6 +351,11 @@ type fsm struct {
 	onChange           func(State)
 	mu                 sync.Mutex
 	state              State
+}
+
+func newFSM(partitions, copies int, onChange func(State)) *fsm {
+	return &fsm{partitions: partitions, copies: copies, onChange: onChange,
+		state: State{Members: map[string]Member{}, Maps: map[string]MapConfig{}}}
 }
 
 func (f *fsm) Apply(l *raft.Log) any {
