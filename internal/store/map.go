@@ -319,7 +319,7 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 			expire = hd.expire
 		}
 	}
-	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists); err != nil {
+	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists, true); err != nil {
 		return res, err
 	}
 	if o.HasSeq {
@@ -330,8 +330,9 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 }
 
 // put writes a record for key under the shard lock. exists says whether
-// loc holds the key's current (unexpired) record.
-func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs int64, loc uint32, exists bool) error {
+// loc holds the key's current (unexpired) record; limit applies the map's
+// key limit (records imported from a primary skip it: the primary decided).
+func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs int64, loc uint32, exists, limit bool) error {
 	size := recordSize(len(key), len(val))
 	created := uint32(createdMs / 1000)
 	access := m.s.initialAccess(now)
@@ -347,7 +348,7 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 			m.s.emitWrite(m, key, val, expire, int64(created)*1000)
 			return nil
 		}
-	} else if mk := m.maxKeys.Load(); mk > 0 && m.count.Load() >= mk {
+	} else if mk := m.maxKeys.Load(); limit && mk > 0 && m.count.Load() >= mk {
 		return fmt.Errorf("%w: map %q holds %d keys, the limit is %d", ErrMapFull, m.name, m.count.Load(), mk)
 	}
 	nloc, err := sh.alloc(size, true)
@@ -517,7 +518,7 @@ func (m *Map) Mutate(key []byte, fn func(cur Entry, exists bool) (Mutation, erro
 			}
 			return m.Mutate(key, fn)
 		}
-		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, now, loc, exists)
+		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, now, loc, exists, true)
 	case Remove:
 		if exists {
 			m.remove(sh, h32, loc, ReasonDeleted)
@@ -628,15 +629,22 @@ func (m *Map) Scan(cursor uint64, pattern []byte, count int) ([][]byte, uint64) 
 }
 
 // RandomKey returns a random key, or false if the map is empty.
-func (m *Map) RandomKey() ([]byte, bool) {
+func (m *Map) RandomKey() ([]byte, bool) { return m.RandomKeyIn(nil) }
+
+// RandomKeyIn is RandomKey over the partitions in parts (nil = all).
+func (m *Map) RandomKeyIn(parts []int) ([]byte, bool) {
 	if m.count.Load() == 0 {
 		return nil, false
 	}
 	now := m.s.now()
-	n := len(m.parts)
+	list := m.partList(parts)
+	n := len(list)
+	if n == 0 {
+		return nil, false
+	}
 	start := rand.IntN(n)
 	for i := 0; i < n; i++ {
-		sh := m.parts[(start+i)%n].Load()
+		sh := m.parts[list[(start+i)%n]].Load()
 		if sh == nil {
 			continue
 		}

@@ -55,3 +55,23 @@ func TestPartitionRestrictedForms(t *testing.T) {
 		t.Fatalf("FlushIn(odd): %d keys left", m.Len())
 	}
 }
+
+// A replica must take what its primary accepted: Import ignores the
+// map's key limit (the primary enforced it).
+func TestImportIgnoresKeyLimit(t *testing.T) {
+	s, c := newTestStore(t, Options{Partitions: 4})
+	m := s.Map("m")
+	if err := m.SetMaxKeys(1); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, m, "a", "1", SetOptions{})
+	if _, err := m.Set([]byte("b"), []byte("2"), SetOptions{}); err == nil {
+		t.Fatal("Set past the key limit succeeded")
+	}
+	if ok, err := s.Import(Record{Map: "m", Key: []byte("b"), Value: []byte("2"), Created: c.now()}, false); err != nil || !ok {
+		t.Fatalf("Import past the key limit: %v %v", ok, err)
+	}
+	if m.Len() != 2 {
+		t.Fatalf("len %d, want 2", m.Len())
+	}
+}
