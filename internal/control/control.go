@@ -156,7 +156,11 @@ func (c *Control) notLeader() error {
 }
 
 // MemberUp records a live member (joined or back) and gives it a vote if
-// there are fewer managers than configured. Leader only.
+// there are fewer managers than configured. A data member's arrival
+// changes the target placement at once, but the effective table makes it
+// primary of a partition only once MarkSynced reports its copy complete;
+// a member coming back after being down holds no complete copy. Leader
+// only.
 func (c *Control) MemberUp(m Member, timeout time.Duration) error {
 	if !c.IsLeader() {
 		return c.notLeader()
@@ -202,7 +206,9 @@ func (c *Control) ensureServer(m Member, timeout time.Duration) error {
 }
 
 // MemberDown records that a member failed (it stays configured, out of the
-// table) or left (it is forgotten). A failed voter is replaced by promoting
+// table) or left (it is forgotten). Its copies stop counting at once: each
+// partition it led is taken over by a node holding a complete copy, in a
+// table with a new epoch. A failed voter is replaced by promoting
 // a live non-voter, so the managers keep their majority. Leader only.
 func (c *Control) MemberDown(id string, left bool, timeout time.Duration) error {
 	if !c.IsLeader() {
