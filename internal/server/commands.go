@@ -37,7 +37,7 @@ func commandTable() map[string]*command {
 		{name: "config", arity: -2, fn: cmdConfig},
 		{name: "time", arity: 1, fn: cmdTime},
 		{name: "reset", arity: 1, noAuth: true, fn: cmdReset},
-		{name: "dbsize", arity: 1, fn: func(c *conn, _ [][]byte) { c.int(c.m.Len()) }},
+		{name: "dbsize", arity: 1, fn: func(c *conn, _ [][]byte) { c.int(c.m.LenIn(c.parts)) }},
 		{name: "flushdb", arity: -1, write: true, fn: cmdFlushDB},
 		{name: "flushall", arity: -1, write: true, fn: cmdFlushAll},
 
@@ -584,7 +584,7 @@ func cmdPersist(c *conn, a [][]byte) {
 }
 
 func cmdKeys(c *conn, a [][]byte) {
-	keys := c.m.Keys(a[1])
+	keys := c.m.KeysIn(c.parts, a[1])
 	c.array(len(keys))
 	for _, k := range keys {
 		c.bulk(k)
@@ -646,7 +646,7 @@ func cmdScan(c *conn, a [][]byte) {
 }
 
 func cmdRandomKey(c *conn, _ [][]byte) {
-	if k, ok := c.m.RandomKey(); ok {
+	if k, ok := c.m.RandomKeyIn(c.parts); ok {
 		c.bulk(k)
 	} else {
 		c.null()
@@ -826,7 +826,7 @@ func cmdFlushDB(c *conn, a [][]byte) {
 		c.err(errSyntax)
 		return
 	}
-	c.m.Clear(false)
+	c.m.ClearIn(c.parts, false)
 	c.ok()
 }
 
@@ -835,7 +835,7 @@ func cmdFlushAll(c *conn, a [][]byte) {
 		c.err(errSyntax)
 		return
 	}
-	c.s.st.Flush(false)
+	c.s.st.FlushIn(c.parts, false)
 	c.ok()
 }
 

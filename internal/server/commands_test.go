@@ -772,6 +772,25 @@ func redisCommandCases() []cmdCase {
 // engramCommandCases cover every command of engram.go.
 func engramCommandCases() []cmdCase {
 	cases := []cmdCase{
+		{name: "ACK READONLY READWRITE", steps: []step{
+			{"ACK", `"all"`},
+			{"ACK primary", "+OK"},
+			{"ACK", `"primary"`},
+			{"ACK NONE", "+OK"},
+			{"ACK", `"none"`},
+			{"ACK sometimes", "-ERR ack level must be ALL, PRIMARY or NONE"},
+			{"ACK all x", errSyntaxR},
+			{"ACK", `"none"`},
+			{"READONLY", "+OK"},
+			{"READWRITE", "+OK"},
+			{"READONLY x", arity("readonly")},
+		}},
+		{name: "PSCAN", steps: []step{
+			{"MSET a 1 b 2 c 3", "+OK"},
+			{"PSCAN 999999 *", "-ERR invalid partition"},
+			{"PSCAN x *", "-ERR invalid partition"},
+			{"PSCAN 0", arity("pscan")},
+		}},
 		{name: "MAPS", steps: []step{
 			{"MAPS", "[]"},
 			{"SET a 1", "+OK"},

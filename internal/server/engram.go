@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/engramdb/engram/internal/cluster"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ func engramCommands() []*command {
 		{name: "clear", arity: -1, write: true, fn: cmdClear},
 		{name: "flush", arity: -1, write: true, fn: cmdFlush},
 		{name: "unsafeset", arity: -3, write: true, fn: cmdSet},
+		{name: "pscan", arity: 3, fn: cmdPScan},
+		{name: "readonly", arity: 1, fn: func(c *conn, _ [][]byte) { c.readonly = true; c.ok() }},
+		{name: "readwrite", arity: 1, fn: func(c *conn, _ [][]byte) { c.readonly = false; c.ok() }},
+		{name: "ack", arity: -1, fn: cmdAck},
 	}
 }
 
@@ -94,7 +99,7 @@ func cmdMapSize(c *conn, a [][]byte) {
 		c.int(0)
 		return
 	}
-	c.int(m.Len())
+	c.int(m.LenIn(c.parts))
 }
 
 func cmdMapInfo(c *conn, a [][]byte) {
@@ -133,8 +138,8 @@ func cmdCacheSize(c *conn, _ [][]byte) {
 		m, _ := c.s.st.Lookup([]byte(n))
 		c.array(3)
 		c.bulkString(n)
-		c.int(m.Len())
-		c.int(m.Bytes())
+		c.int(m.LenIn(c.parts))
+		c.int(m.BytesIn(c.parts))
 	}
 }
 
@@ -187,7 +192,7 @@ func cmdGetAll(c *conn, a [][]byte) {
 }
 
 func cmdKeySet(c *conn, _ [][]byte) {
-	keys := c.m.Keys(nil)
+	keys := c.m.KeysIn(c.parts, nil)
 	c.array(len(keys))
 	for _, k := range keys {
 		c.bulk(k)
@@ -195,7 +200,7 @@ func cmdKeySet(c *conn, _ [][]byte) {
 }
 
 func cmdValues(c *conn, _ [][]byte) {
-	items := c.m.Items(nil, 0)
+	items := c.m.ItemsIn(c.parts, nil, 0)
 	c.array(len(items))
 	for _, kv := range items {
 		c.bulk(kv.Value)
@@ -348,7 +353,7 @@ func cmdEvictSince(c *conn, a [][]byte) {
 		c.err("ERR age must be a non-negative integer of seconds")
 		return
 	}
-	c.int(int64(c.m.EvictSince(age)))
+	c.int(int64(c.m.EvictSinceIn(c.parts, age)))
 }
 
 // SETMAXTTL seconds [map]
@@ -414,7 +419,7 @@ func cmdClear(c *conn, a [][]byte) {
 		return
 	}
 	if m != nil {
-		m.Clear(false)
+		m.ClearIn(c.parts, false)
 	}
 	c.ok()
 }
@@ -429,6 +434,31 @@ func cmdFlush(c *conn, a [][]byte) {
 		c.err(errSyntax)
 		return
 	}
-	c.s.st.Flush(silent)
+	c.s.st.FlushIn(c.parts, silent)
+	c.ok()
+}
+
+// ACK [ALL|PRIMARY|NONE]: this connection's write acknowledgement level
+// in a cluster (default ALL); without an argument, the current level.
+func cmdAck(c *conn, a [][]byte) {
+	if len(a) == 1 {
+		c.bulkString(c.ack.String())
+		return
+	}
+	if len(a) > 2 {
+		c.err(errSyntax)
+		return
+	}
+	switch {
+	case eq(a[1], "all"):
+		c.ack = cluster.AckAll
+	case eq(a[1], "primary"):
+		c.ack = cluster.AckPrimary
+	case eq(a[1], "none"):
+		c.ack = cluster.AckNone
+	default:
+		c.err("ERR ack level must be ALL, PRIMARY or NONE")
+		return
+	}
 	c.ok()
 }

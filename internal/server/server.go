@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/resp"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -42,12 +43,17 @@ type Options struct {
 	// Nodes reports the active and configured nodes (CACHENODES); nil
 	// means this node alone.
 	Nodes func() (active, configured []string)
+	// Cluster, when set, routes key commands to their partition's owner
+	// and scatters whole-keyspace commands; the server runs commands
+	// forwarded by other nodes (it becomes the cluster's Executor).
+	Cluster *cluster.Node
 }
 
 // Server serves the Redis protocol.
 type Server struct {
 	opts   Options
 	st     *store.Store
+	cl     *cluster.Node
 	log    *slog.Logger
 	cmds   map[string]*command
 	start  time.Time
@@ -90,8 +96,11 @@ func New(o Options) (*Server, error) {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	s := &Server{opts: o, st: o.Store, log: o.Logger, start: time.Now(), conns: make(map[*conn]struct{})}
+	s := &Server{opts: o, st: o.Store, cl: o.Cluster, log: o.Logger, start: time.Now(), conns: make(map[*conn]struct{})}
 	s.cmds = commandTable()
+	if s.cl != nil {
+		s.cl.SetExecutor(s)
+	}
 	return s, nil
 }
 
@@ -222,7 +231,20 @@ type conn struct {
 	cmd    string       // last command name
 	closed bool         // QUIT: reply, then close
 	failed bool         // the current command replied with an error
+
+	// Cluster state: ack is this connection's write acknowledgement
+	// level (ACK command), readonly allows reads from replicas
+	// (READONLY), forwarded marks a command another node sent (run here,
+	// never routed again), parts restricts whole-keyspace commands to the
+	// partitions this node answers for in a scatter (nil = all).
+	ack       cluster.Ack
+	readonly  bool
+	forwarded bool
+	parts     []int
 }
+
+// ctx is the context of the connection's current command.
+func (c *conn) ctx() context.Context { return context.Background() }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, authed: s.opts.Password == "", since: time.Now(),
@@ -352,9 +374,11 @@ func (s *Server) dispatch(c *conn, args [][]byte) {
 	// in 16 is timed and counts for 16.
 	if cmd.calls.Add(1)&15 == 0 {
 		start := time.Now()
-		cmd.fn(c, args)
+		if !s.clusterRun(c, cmd, args) {
+			cmd.fn(c, args)
+		}
 		cmd.usec.Add(16 * int64(time.Since(start)/time.Microsecond))
-	} else {
+	} else if !s.clusterRun(c, cmd, args) {
 		cmd.fn(c, args)
 	}
 	if c.failed {

@@ -259,6 +259,11 @@ type SetResult struct {
 	Old     []byte // old value when ReturnOld and Existed
 }
 
+// CheckLimits reports whether key and a value of vlen bytes are within
+// the store's key and value length limits (what Set checks first), so a
+// cluster node can refuse a multi-key write before splitting it.
+func (m *Map) CheckLimits(key []byte, vlen int) error { return m.checkLimits(key, vlen) }
+
 func (m *Map) checkLimits(key []byte, vlen int) error {
 	if len(key) > m.s.opts.MaxKeyLen {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLong, len(key), m.s.opts.MaxKeyLen)
