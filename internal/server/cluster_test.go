@@ -80,15 +80,15 @@ func startCluster(t *testing.T, password string) *testCluster {
 // a client is connected to (its memory bound, its connections, its
 // configuration), not about the cluster's data.
 var nodeLocalCases = map[string]string{
-	"INFO":                      "node statistics",
-	"INFO Engram fields":        "node statistics",
-	"CONFIG":                    "node configuration",
-	"CONFIG Engram settings":    "node configuration",
-	"CLIENT":                    "node connections",
-	"MAPINFO":                   "the node's share of the map",
-	"max memory and eviction":   "each node has its own memory bound",
-	"MGET MSET MSETNX":          "MSETNX across partitions is refused with CROSSSLOT, as in Redis Cluster (TestClusterCrossSlot)",
-	"SETMAXKEYS":                "in a cluster the key limit bounds what each node holds, copies included",
+	"INFO":                    "node statistics",
+	"INFO Engram fields":      "node statistics",
+	"CONFIG":                  "node configuration",
+	"CONFIG Engram settings":  "node configuration",
+	"CLIENT":                  "node connections",
+	"MAPINFO":                 "the node's share of the map",
+	"max memory and eviction": "each node has its own memory bound",
+	"MGET MSET MSETNX":        "MSETNX across partitions is refused with CROSSSLOT, as in Redis Cluster (TestClusterCrossSlot)",
+	"SETMAXKEYS":              "in a cluster the key limit bounds what each node holds, copies included",
 	"refused sequenced writes leave the sequence": "key limit per node (see SETMAXKEYS)",
 	// Not yet cluster-wide: a sequence is checked by the primary of the
 	// keys' partition, so keys of several partitions are refused.
