@@ -12,6 +12,10 @@ import (
 	"strings"
 )
 
+// Clustered reports whether the node runs as a member of a cluster
+// (a cluster secret is set).
+func (c Config) Clustered() bool { return c.ClusterSecret != "" }
+
 // Config is one node's configuration. Build it with Default or Load; a
 // Config assembled by hand should be checked with Validate before use.
 //
@@ -31,6 +35,19 @@ type Config struct {
 	// Join lists cluster addresses of existing members to contact at
 	// start (--join a:p,b:p). Empty starts a new cluster.
 	Join []string
+	// ClusterSecret is the shared secret of a cluster (--cluster-secret,
+	// at least 16 bytes). Setting it turns clustering on: the node gossips
+	// on ClusterAddr, serves node-to-node data on the next port and the
+	// control plane (Raft) on the one after. Nodes authenticate each
+	// other with it; gossip is encrypted with a key derived from it. Never
+	// printed or logged.
+	ClusterSecret string
+	// Role is "data" (holds partitions) or "client" (routes requests,
+	// holds nothing) in a cluster (--role).
+	Role string
+	// NodeName names this node in cluster views (--node-name); default
+	// the cluster address. A random suffix makes every start a new member.
+	NodeName string
 	// DataDir is where the node keeps local state (--data-dir). Empty is
 	// fine for a single node that needs no persistence directory.
 	DataDir string
@@ -108,6 +125,9 @@ const (
 
 // Limits that Validate enforces, each with its reason.
 const (
+	// MinClusterSecretLen is the shortest cluster secret accepted: enough
+	// entropy that it cannot be guessed from outside.
+	MinClusterSecretLen = 16
 	// MaxReplicas bounds --replicas: every write goes to every copy, and
 	// beyond this many the write cost buys no useful extra safety.
 	MaxReplicas = 16
@@ -140,6 +160,7 @@ func Default() Config {
 		HTTPAddr:        DefaultHTTPAddr,
 		ClusterAddr:     DefaultClusterAddr,
 		Replicas:        DefaultReplicas,
+		Role:            "data",
 		MaxMemoryPolicy: DefaultMemoryPolicy,
 		MaxClients:      DefaultMaxClients,
 		MaxKeyLen:       DefaultMaxKeyLen,
@@ -254,6 +275,21 @@ func (c Config) problems() []problem {
 		if err := checkPeerAddr(a); err != nil {
 			add("join", "%q: %v", a, err)
 		}
+	}
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < MinClusterSecretLen {
+		add("cluster-secret", "must be at least %d bytes", MinClusterSecretLen)
+	}
+	if len(c.Join) > 0 && c.ClusterSecret == "" {
+		add("join", "needs --cluster-secret (ENGRAM_CLUSTER_SECRET): nodes prove to each other they belong to the cluster")
+	}
+	if c.Role != "data" && c.Role != "client" {
+		add("role", "want data or client")
+	}
+	if c.Role == "client" && c.ClusterSecret == "" {
+		add("role", "client needs a cluster (--cluster-secret and --join)")
+	}
+	if len(c.NodeName) > 128 {
+		add("node-name", "longer than 128 bytes")
 	}
 	if c.Replicas < 1 || c.Replicas > MaxReplicas {
 		add("replicas", "must be between 1 and %d", MaxReplicas)

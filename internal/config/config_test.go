@@ -37,6 +37,7 @@ func TestDefault(t *testing.T) {
 		HTTPAddr:        "127.0.0.1:7380",
 		ClusterAddr:     "127.0.0.1:7946",
 		Replicas:        2,
+		Role:            "data",
 		MaxMemoryPolicy: "noeviction",
 		MaxClients:      10000,
 		MaxKeyLen:       65536,
@@ -70,8 +71,15 @@ func TestLoadFlags(t *testing.T) {
 		{[]string{"--http="}, func(c *Config) { c.HTTPAddr = "" }},
 		{[]string{"--http", "localhost:8080"}, func(c *Config) { c.HTTPAddr = "localhost:8080" }},
 		{[]string{"--cluster", "127.0.0.1:9000"}, func(c *Config) { c.ClusterAddr = "127.0.0.1:9000" }},
-		{[]string{"--join", "10.0.0.1:7946, 10.0.0.2:7946"}, func(c *Config) { c.Join = []string{"10.0.0.1:7946", "10.0.0.2:7946"} }},
-		{[]string{"--join", "a:1", "--join", "b:2,c:3"}, func(c *Config) { c.Join = []string{"a:1", "b:2", "c:3"} }},
+		{[]string{"--cluster-secret", "0123456789abcdef0123", "--join", "10.0.0.1:7946, 10.0.0.2:7946"}, func(c *Config) {
+			c.ClusterSecret, c.Join = "0123456789abcdef0123", []string{"10.0.0.1:7946", "10.0.0.2:7946"}
+		}},
+		{[]string{"--cluster-secret", "0123456789abcdef0123", "--join", "a:1", "--join", "b:2,c:3"}, func(c *Config) {
+			c.ClusterSecret, c.Join = "0123456789abcdef0123", []string{"a:1", "b:2", "c:3"}
+		}},
+		{[]string{"--cluster-secret", "0123456789abcdef0123", "--role", "Client", "--node-name", " n1 "}, func(c *Config) {
+			c.ClusterSecret, c.Role, c.NodeName = "0123456789abcdef0123", "client", "n1"
+		}},
 		{[]string{"--data-dir", "/var/lib/engram"}, func(c *Config) { c.DataDir = "/var/lib/engram" }},
 		{[]string{"--replicas", "3"}, func(c *Config) { c.Replicas = 3 }},
 		{[]string{"--store", "file:///srv/data"}, func(c *Config) { c.Store = "file:///srv/data" }},
@@ -117,7 +125,9 @@ func TestLoadEnv(t *testing.T) {
 		{map[string]string{"ENGRAM_RESP": "127.0.0.1:1"}, func(c *Config) { c.RESPAddr = "127.0.0.1:1" }},
 		{map[string]string{"ENGRAM_HTTP": "off"}, func(c *Config) { c.HTTPAddr = "" }},
 		{map[string]string{"ENGRAM_CLUSTER": "127.0.0.1:2"}, func(c *Config) { c.ClusterAddr = "127.0.0.1:2" }},
-		{map[string]string{"ENGRAM_JOIN": "a:1,b:2"}, func(c *Config) { c.Join = []string{"a:1", "b:2"} }},
+		{map[string]string{"ENGRAM_JOIN": "a:1,b:2", "ENGRAM_CLUSTER_SECRET": "0123456789abcdef0123"}, func(c *Config) {
+			c.Join, c.ClusterSecret = []string{"a:1", "b:2"}, "0123456789abcdef0123"
+		}},
 		{map[string]string{"ENGRAM_DATA_DIR": "/d"}, func(c *Config) { c.DataDir = "/d" }},
 		{map[string]string{"ENGRAM_REPLICAS": "1"}, func(c *Config) { c.Replicas = 1 }},
 		{map[string]string{"ENGRAM_STORE": "file:///x"}, func(c *Config) { c.Store = "file:///x" }},
@@ -161,20 +171,22 @@ func TestLoadFile(t *testing.T) {
 		{"tab separated", "max-memory\t1gb\n", func(c *Config) { c.MaxMemory = 1 << 30 }},
 		{"crlf", "replicas = 3\r\npartitions = 11\r\n", func(c *Config) { c.Replicas = 3; c.Partitions = 11 }},
 		{"bom", "\uFEFFreplicas = 3\n", func(c *Config) { c.Replicas = 3 }},
-		{"join list", "join = 10.0.0.1:7946,10.0.0.2:7946", func(c *Config) { c.Join = []string{"10.0.0.1:7946", "10.0.0.2:7946"} }},
+		{"join list", "cluster-secret = 0123456789abcdef0123\njoin = 10.0.0.1:7946,10.0.0.2:7946", func(c *Config) {
+			c.ClusterSecret, c.Join = "0123456789abcdef0123", []string{"10.0.0.1:7946", "10.0.0.2:7946"}
+		}},
 		{"empty value with equals", "http =\n", func(c *Config) { c.HTTPAddr = "" }},
 		{"hash inside value", "password = a#b c\n", func(c *Config) { c.Password = "a#b c" }},
 		{"quoted value", `password = "  spaced\tout  "`, func(c *Config) { c.Password = "  spaced\tout  " }},
 		{"redis style bool", "protected-mode no\n", func(c *Config) { c.ProtectedMode = false }},
 		{"upper-case name", "REPLICAS = 1\n", func(c *Config) { c.Replicas = 1 }},
 		{"every setting", strings.Join([]string{
-			"resp = 127.0.0.1:1", "http = 127.0.0.1:2", "cluster = 127.0.0.1:3", "join = h:4",
+			"resp = 127.0.0.1:1", "http = 127.0.0.1:2", "cluster = 127.0.0.1:3", "join = h:4", "cluster-secret = 0123456789abcdef0123",
 			"data-dir = /data", "replicas = 3", "store = s3://b/p", "password = pw", "max-memory = 2g",
 			"max-memory-policy = allkeys-lfu", "max-clients = 10", "max-key-len = 512", "max-value-len = 1mb",
 			"max-keys-per-map = 99", "partitions = 31", "log-level = error", "log-format = json", "protected-mode = true",
 		}, "\n"), func(c *Config) {
 			*c = Config{
-				RESPAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", ClusterAddr: "127.0.0.1:3", Join: []string{"h:4"},
+				RESPAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", ClusterAddr: "127.0.0.1:3", Join: []string{"h:4"}, ClusterSecret: "0123456789abcdef0123", Role: "data",
 				DataDir: "/data", Replicas: 3, Store: "s3://b/p", Password: "pw", MaxMemory: 2e9,
 				MaxMemoryPolicy: "allkeys-lfu", MaxClients: 10, MaxKeyLen: 512, MaxValueLen: 1 << 20,
 				MaxKeysPerMap: 99, Partitions: 31, LogLevel: "error", LogFormat: "json", ProtectedMode: true,
@@ -359,7 +371,13 @@ func TestValidate(t *testing.T) {
 		{"cluster same as http", func(c *Config) { c.ClusterAddr = "127.0.0.1:7380" }, `invalid --cluster "127.0.0.1:7380": same address as --http`},
 		{"cluster same as disabled http", func(c *Config) { c.HTTPAddr = ""; c.ClusterAddr = "127.0.0.1:7380" }, ""},
 		{"cluster empty", func(c *Config) { c.ClusterAddr = "" }, `invalid --cluster "": must not be empty`},
-		{"join ok", func(c *Config) { c.Join = []string{"10.0.0.1:7946", "node-2.internal:7946", "[fe80::1]:7946"} }, ""},
+		{"join ok", func(c *Config) {
+			c.ClusterSecret, c.Join = "0123456789abcdef0123", []string{"10.0.0.1:7946", "node-2.internal:7946", "[fe80::1]:7946"}
+		}, ""},
+		{"join without secret", func(c *Config) { c.Join = []string{"a:1"} }, `invalid --join "a:1": needs --cluster-secret`},
+		{"short secret", func(c *Config) { c.ClusterSecret = "short" }, `invalid --cluster-secret: must be at least 16 bytes`},
+		{"bad role", func(c *Config) { c.Role = "boss" }, `invalid --role "boss": want data or client`},
+		{"client without cluster", func(c *Config) { c.Role = "client" }, `invalid --role "client": client needs a cluster`},
 		{"join no host", func(c *Config) { c.Join = []string{":7946"} }, `invalid --join ":7946": ":7946": missing host`},
 		{"join port 0", func(c *Config) { c.Join = []string{"a:0"} }, `invalid --join "a:0": "a:0": port must not be 0`},
 		{"join no port", func(c *Config) { c.Join = []string{"a"} }, `"a": want host:port`},
@@ -556,6 +574,7 @@ func errString(_ Config, err error) string {
 func TestRoundTrip(t *testing.T) {
 	c := Config{
 		RESPAddr: "127.0.0.1:1", HTTPAddr: "", ClusterAddr: "[::1]:3", Join: []string{"a:1", "b:2"},
+		ClusterSecret: "0123456789abcdef0123", Role: "client", NodeName: "n1",
 		DataDir: "/data dir", Replicas: 5, Store: "file:///srv", Password: " p#w\"\\ ", MaxMemory: 3 << 30,
 		MaxMemoryPolicy: "volatile-lru", MaxClients: 7, MaxKeyLen: 1000, MaxValueLen: 1500,
 		MaxKeysPerMap: 42, Partitions: 101, LogLevel: "debug", LogFormat: "json", ProtectedMode: false,

@@ -103,6 +103,24 @@ func settings() []setting {
 			value: func(c Config) any { return append([]string{}, c.Join...) },
 		},
 		{
+			name: "cluster-secret", arg: "SECRET", secret: true,
+			usage: "shared secret of the cluster (16+ bytes); setting it turns clustering on (prefer ENGRAM_CLUSTER_SECRET)",
+			set:   func(c *Config, v string) error { c.ClusterSecret = v; return nil },
+			text:  func(c Config) string { return c.ClusterSecret },
+		},
+		{
+			name: "role", arg: "ROLE",
+			usage: "data (holds partitions) or client (routes requests, holds no data)",
+			set:   func(c *Config, v string) error { c.Role = strings.ToLower(strings.TrimSpace(v)); return nil },
+			text:  func(c Config) string { return c.Role },
+		},
+		{
+			name: "node-name", arg: "NAME",
+			usage: "this node's name in cluster views (default: its cluster address)",
+			set:   func(c *Config, v string) error { c.NodeName = strings.TrimSpace(v); return nil },
+			text:  func(c Config) string { return c.NodeName },
+		},
+		{
 			name: "data-dir", arg: "DIR",
 			usage: "directory for local state; not needed by a single node",
 			set:   func(c *Config, v string) error { c.DataDir = v; return nil },
