@@ -32,6 +32,7 @@ const (
 type Meta struct {
 	ID       string `json:"id"`
 	DataAddr string `json:"data,omitempty"` // node-to-node data transport
+	RaftAddr string `json:"raft,omitempty"` // control plane (Raft)
 	RESPAddr string `json:"resp,omitempty"`
 	HTTPAddr string `json:"http,omitempty"`
 	Role     Role   `json:"role"`
