@@ -785,6 +785,13 @@ func engramCommandCases() []cmdCase {
 			{"READWRITE", "+OK"},
 			{"READONLY x", arity("readonly")},
 		}},
+		{name: "CLUSTER on a standalone node", steps: []step{
+			{"CLUSTER INFO", "~-ERR This instance has cluster support disabled.*"},
+			{"CLUSTER NODES", "~-ERR This instance has cluster support disabled.*"},
+			{"CLUSTER KEYSLOT k", "~:[0-9]+"},
+			{"CLUSTER KEYSLOT", "-ERR wrong number of arguments for 'cluster|keyslot' command"},
+			{"CLUSTER", arity("cluster")},
+		}},
 		{name: "PSCAN", steps: []step{
 			{"MSET a 1 b 2 c 3", "+OK"},
 			{"PSCAN 999999 *", "-ERR invalid partition"},

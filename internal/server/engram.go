@@ -46,6 +46,7 @@ func engramCommands() []*command {
 		{name: "readonly", arity: 1, fn: func(c *conn, _ [][]byte) { c.readonly = true; c.ok() }},
 		{name: "readwrite", arity: 1, fn: func(c *conn, _ [][]byte) { c.readonly = false; c.ok() }},
 		{name: "ack", arity: -1, fn: cmdAck},
+		{name: "cluster", arity: -2, fn: cmdCluster},
 	}
 }
 

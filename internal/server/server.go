@@ -47,6 +47,9 @@ type Options struct {
 	// and scatters whole-keyspace commands; the server runs commands
 	// forwarded by other nodes (it becomes the cluster's Executor).
 	Cluster *cluster.Node
+	// ClusterView describes the cluster for CLUSTER INFO/NODES (owners:
+	// include the partition table); nil on a standalone node.
+	ClusterView func(owners bool) cluster.View
 }
 
 // Server serves the Redis protocol.
