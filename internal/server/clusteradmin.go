@@ -114,4 +114,3 @@ func dash(s string) string {
 	}
 	return s
 }
-
