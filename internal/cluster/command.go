@@ -124,6 +124,22 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 	return nil
 }
 
+// LocalParts runs fn, a read over the partitions in parts, on this node
+// as their primary (the local share of a scatter). It returns ErrNotOwner
+// without calling fn if this node does not lead them all.
+func (n *Node) LocalParts(ctx context.Context, parts []int, c *Command, fn func()) error {
+	for _, p := range parts {
+		if p < 0 || p >= len(n.parts) || !n.parts[p].primary.Load() {
+			return fmt.Errorf("%w: %s is not the primary of partition %d", ErrNotOwner, n.id, p)
+		}
+	}
+	if err := n.leaseOK(); err != nil {
+		return err
+	}
+	fn()
+	return nil
+}
+
 // leaseOK returns ErrNoQuorum when the configured lease says this node
 // may be on the minority side of a split.
 func (n *Node) leaseOK() error {
@@ -245,7 +261,7 @@ func (n *Node) call(ctx context.Context, to ring.NodeID, addr string, t *ring.Ta
 // cannot be reached, the whole scatter is retried with a fresh table
 // until ctx ends, so every partition is answered exactly once by the
 // primary of one table. Commands scattered must be safe to repeat.
-func (n *Node) Scatter(ctx context.Context, c *Command, local func(parts []int) []byte) ([][]byte, error) {
+func (n *Node) Scatter(ctx context.Context, c *Command, local func(parts []int) ([]byte, error)) ([][]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
@@ -280,7 +296,7 @@ func (n *Node) Scatter(ctx context.Context, c *Command, local func(parts []int) 
 	}
 }
 
-func (n *Node) scatterOnce(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string, c *Command, local func(parts []int) []byte) ([][]byte, error) {
+func (n *Node) scatterOnce(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string, c *Command, local func(parts []int) ([]byte, error)) ([][]byte, error) {
 	if t == nil {
 		return nil, ErrNoTable
 	}
@@ -331,7 +347,12 @@ func (n *Node) scatterOnce(ctx context.Context, t *ring.Table, addrs map[ring.No
 		for i, p := range mine {
 			parts[i] = int(p)
 		}
-		replies = append(replies, local(parts))
+		b, err := local(parts)
+		if err != nil {
+			<-done
+			return nil, err
+		}
+		replies = append(replies, b)
 	}
 	<-done
 	for _, r := range results {

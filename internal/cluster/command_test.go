@@ -122,9 +122,8 @@ func TestCommandScatterCoversEveryPartitionOnce(t *testing.T) {
 	}
 	for _, id := range c.ids {
 		n := c.nodes[id]
-		replies, err := n.Scatter(context.Background(), &Command{Map: testMap, Args: args("DBSIZE")}, func(parts []int) []byte {
-			b, _ := execs[id].ExecScatter(context.Background(), parts, nil)
-			return b
+		replies, err := n.Scatter(context.Background(), &Command{Map: testMap, Args: args("DBSIZE")}, func(parts []int) ([]byte, error) {
+			return execs[id].ExecScatter(context.Background(), parts, nil)
 		})
 		if err != nil {
 			t.Fatal(err)
