@@ -27,6 +27,7 @@ type Node struct {
 	resp    *server.Server
 	http    *http.Server
 	metrics *metrics.Metrics
+	cluster *clusterNode // nil for a standalone node
 
 	respLn, httpLn net.Listener
 	started        time.Time
@@ -53,7 +54,14 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := &Node{cfg: cfg, log: log, started: time.Now()}
+	var obs store.Observer
+	if cfg.Clustered() {
+		n.cluster = newClusterNode(n)
+		obs = n.cluster.obs
+	}
 	st, err := store.New(store.Options{
+		Observer:      obs,
 		Partitions:    cfg.Partitions,
 		MaxMemory:     cfg.MaxMemory,
 		Policy:        policy,
@@ -64,15 +72,25 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, store: st, started: time.Now()}
-	n.resp, err = server.New(server.Options{
+	n.store = st
+	sopts := server.Options{
 		Store:      st,
 		Password:   cfg.Password,
 		MaxClients: cfg.MaxClients,
 		Clock:      st.Now,
 		Logger:     log.With("component", "resp"),
 		Version:    Version,
-	})
+	}
+	if n.cluster != nil {
+		if err := n.cluster.compose(); err != nil {
+			st.Close()
+			return nil, err
+		}
+		sopts.Cluster = n.cluster.data
+		sopts.Nodes = n.cluster.lists
+		sopts.ClusterView = n.cluster.view
+	}
+	n.resp, err = server.New(sopts)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -120,6 +138,12 @@ func (n *Node) Start() error {
 			}
 		}()
 	}
+	if n.cluster != nil {
+		if err := n.cluster.start(); err != nil {
+			n.Close(context.Background())
+			return err
+		}
+	}
 	n.log.Info("engram node ready", "version", Version, "resp", n.RESPAddr(), "http", n.HTTPAddr(),
 		"max_memory", n.cfg.MaxMemory, "policy", n.cfg.MaxMemoryPolicy, "auth", n.cfg.Password != "")
 	return nil
@@ -149,6 +173,9 @@ func (n *Node) HTTPAddr() string {
 func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	n.closeOnce.Do(func() {
+		if n.cluster != nil {
+			n.cluster.close(true)
+		}
 		if err := n.resp.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close RESP server: %w", err))
 		}

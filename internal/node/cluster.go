@@ -1,0 +1,581 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/engramdb/engram/internal/cluster"
+	"github.com/engramdb/engram/internal/control"
+	"github.com/engramdb/engram/internal/membership"
+	"github.com/engramdb/engram/internal/ring"
+	"github.com/engramdb/engram/internal/transport"
+)
+
+// KindControl is the transport message kind of control-plane requests
+// between nodes (a primary reporting finished copies to the leader).
+const KindControl uint8 = 2
+
+// NodeEvent is a change in the cluster's membership as the Go API shows
+// it (jc_node_events): a node came up or went down, with the active and
+// configured node lists after the change.
+type NodeEvent struct {
+	// Up is true for a node that joined (or came back), false for one that
+	// failed or left.
+	Up bool
+	// Node is the ID of the node that changed.
+	Node string
+	// Left is true when a node that went down left gracefully (it is no
+	// longer configured).
+	Left bool
+	// Active and Configured are the node IDs after the change, sorted.
+	Active, Configured []string
+}
+
+// clusterNode is the cluster half of a Node: gossip, control plane, data
+// plane and the loops that tie them together.
+type clusterNode struct {
+	n      *Node
+	id     string
+	log    *slog.Logger
+	secret []byte
+
+	obs     *cluster.Observer
+	handler *cluster.Handler
+	tr      lateTransport
+	data    *cluster.Node
+
+	ctl *control.Control
+	mem *membership.Membership
+
+	lease time.Duration
+	fast  bool
+
+	mu        sync.Mutex
+	left      map[string]bool // members that announced a graceful leave
+	listeners map[int]func(NodeEvent)
+	nextL     int
+	reports   []control.SyncReport
+	kick      chan struct{}
+
+	applied atomic.Uint64 // epoch of the last table installed
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// lateTransport lets the data plane be composed before its TCP listener
+// is opened (in Start).
+type lateTransport struct{ t atomic.Pointer[transport.TCP] }
+
+func (l *lateTransport) get() (*transport.TCP, error) {
+	t := l.t.Load()
+	if t == nil {
+		return nil, fmt.Errorf("%w: node-to-node transport not started", transport.ErrUnreachable)
+	}
+	return t, nil
+}
+
+func (l *lateTransport) Call(ctx context.Context, addr string, kind uint8, req []byte) ([]byte, error) {
+	t, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return t.Call(ctx, addr, kind, req)
+}
+
+func (l *lateTransport) Send(ctx context.Context, addr string, kind uint8, req []byte) error {
+	t, err := l.get()
+	if err != nil {
+		return err
+	}
+	return t.Send(ctx, addr, kind, req)
+}
+
+func (l *lateTransport) Addr() string {
+	if t := l.t.Load(); t != nil {
+		return t.Addr()
+	}
+	return ""
+}
+
+func (l *lateTransport) Close() error {
+	if t := l.t.Load(); t != nil {
+		return t.Close()
+	}
+	return nil
+}
+
+// newMemberID returns this start's member ID: the node name and a random
+// suffix, so a restarted process (which lost its memory) is a new member
+// and never mistaken for the one that held data.
+func newMemberID(name string) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// isLoopback reports whether host:port names a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// offsetAddr returns addr with its port moved by d (port 0 stays 0: each
+// listener then picks its own port, and peers learn it by gossip).
+func offsetAddr(addr string, d int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", err
+	}
+	if p == 0 {
+		return net.JoinHostPort(host, "0"), nil
+	}
+	if p+d > 65535 {
+		return "", fmt.Errorf("port %d+%d is out of range", p, d)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+d)), nil
+}
+
+func newClusterNode(n *Node) *clusterNode {
+	name := n.cfg.NodeName
+	if name == "" {
+		name = n.cfg.ClusterAddr
+	}
+	fast := isLoopback(n.cfg.ClusterAddr)
+	c := &clusterNode{n: n, id: newMemberID(name), secret: []byte(n.cfg.ClusterSecret),
+		obs: cluster.NewObserver(), handler: cluster.NewHandler(), fast: fast,
+		left: map[string]bool{}, listeners: map[int]func(NodeEvent){}, kick: make(chan struct{}, 1),
+		stop: make(chan struct{})}
+	c.log = n.log.With("component", "cluster", "node", c.id)
+	// The lease: how long without hearing from the control plane's leader
+	// a node keeps serving consistent operations. Raft followers hear
+	// from the leader every heartbeat; a few missed heartbeats mean this
+	// node may be cut off from the majority.
+	c.lease = 3 * time.Second
+	if fast {
+		c.lease = time.Second
+	}
+	return c
+}
+
+// checkLease is the data plane's lease (cluster.Config.Lease).
+func (c *clusterNode) checkLease() error {
+	if c.ctl == nil {
+		return errors.New("control plane not started")
+	}
+	if c.ctl.IsLeader() {
+		return nil
+	}
+	last := c.ctl.LastContact()
+	if last.IsZero() {
+		return errors.New("this node has not heard from the control plane's leader yet")
+	}
+	if d := time.Since(last); d > c.lease {
+		return fmt.Errorf("no contact with the control plane's leader for %v (lease %v)", d.Round(time.Millisecond), c.lease)
+	}
+	return nil
+}
+
+// compose builds the data plane (called by node.New, before the store's
+// observer and the server need it).
+func (c *clusterNode) compose() error {
+	var err error
+	c.data, err = cluster.New(cluster.Config{ID: ring.NodeID(c.id), Store: c.n.store, Transport: &c.tr,
+		Observer: c.obs, Handler: c.handler, Lease: c.checkLease})
+	return err
+}
+
+// handle serves node-to-node messages: data plane and control requests.
+func (c *clusterNode) handle(ctx context.Context, from string, kind uint8, req []byte) ([]byte, error) {
+	switch kind {
+	case cluster.KindData:
+		return c.handler.Handle(ctx, from, kind, req)
+	case KindControl:
+		var reports []control.SyncReport
+		if err := json.Unmarshal(req, &reports); err != nil {
+			return nil, fmt.Errorf("bad control request: %w", err)
+		}
+		if len(reports) > 100000 {
+			return nil, errors.New("too many sync reports in one request")
+		}
+		n, err := c.ctl.MarkSynced(reports, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return strconv.AppendInt(nil, int64(n), 10), nil
+	}
+	return nil, fmt.Errorf("unknown message kind %d", kind)
+}
+
+// start opens the cluster listeners, starts the control plane and gossip,
+// and joins the cluster.
+func (c *clusterNode) start() error {
+	cfg := c.n.cfg
+	dataAddr, err := offsetAddr(cfg.ClusterAddr, 1)
+	if err != nil {
+		return fmt.Errorf("bad --cluster address %q: %w", cfg.ClusterAddr, err)
+	}
+	raftAddr, err := offsetAddr(cfg.ClusterAddr, 2)
+	if err != nil {
+		return fmt.Errorf("bad --cluster address %q: %w", cfg.ClusterAddr, err)
+	}
+	tr, err := transport.NewTCP(transport.TCPOptions{ListenAddr: dataAddr, Handler: c.handle, Secret: c.secret,
+		Logger: c.log.With("component", "transport")})
+	if err != nil {
+		return fmt.Errorf("cannot listen for node-to-node data on %s: %w", dataAddr, err)
+	}
+	c.tr.t.Store(tr)
+	if _, port, _ := net.SplitHostPort(raftAddr); port == "0" {
+		// Raft advertises the address it binds: pick a concrete port.
+		ln, err := net.Listen("tcp", raftAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen for the control plane on %s: %w", raftAddr, err)
+		}
+		raftAddr = ln.Addr().String()
+		ln.Close()
+	}
+	c.ctl, err = control.New(control.Options{
+		ID:         c.id,
+		RaftAddr:   raftAddr,
+		Bootstrap:  len(cfg.Join) == 0,
+		Partitions: cfg.Partitions,
+		Copies:     cfg.Replicas,
+		Fast:       c.fast,
+		OnChange:   c.onChange,
+		Logger:     c.log.With("component", "control"),
+	})
+	if err != nil {
+		return err
+	}
+	role := membership.RoleData
+	if cfg.Role == "client" {
+		role = membership.RoleClient
+	}
+	meta := membership.Meta{ID: c.id, DataAddr: tr.Addr(), RaftAddr: c.ctl.Addr(), RESPAddr: c.n.RESPAddr(),
+		HTTPAddr: c.n.HTTPAddr(), Role: role}
+	c.mem, err = membership.New(membership.Options{Meta: meta, BindAddr: cfg.ClusterAddr, Secret: c.secret,
+		Local: c.fast, OnEvent: c.onMember, Logger: c.log.With("component", "gossip")})
+	if err != nil {
+		return err
+	}
+	c.log.Info("cluster member started", "gossip", c.mem.Addr(), "data", tr.Addr(), "raft", c.ctl.Addr(),
+		"role", cfg.Role, "bootstrap", len(cfg.Join) == 0, "replicas", cfg.Replicas, "partitions", cfg.Partitions)
+	c.wg.Add(2)
+	go c.reconcileLoop()
+	go c.reportLoop()
+	if len(cfg.Join) > 0 {
+		c.wg.Add(1)
+		go c.joinLoop(cfg.Join)
+	}
+	return nil
+}
+
+// joinLoop contacts the seeds until one answers (they may start after
+// this node), then keeps quiet.
+func (c *clusterNode) joinLoop(seeds []string) {
+	defer c.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := c.mem.Join(seeds)
+		if err == nil && n > 0 {
+			c.log.Info("joined the cluster", "through", seeds, "answered", n)
+			return
+		}
+		c.log.Warn("cannot join the cluster yet; retrying", "seeds", seeds, "err", err, "retry_in", backoff)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// onMember receives gossip events: remember graceful leaves, tell
+// listeners, and wake the reconciler.
+func (c *clusterNode) onMember(ev membership.Event) {
+	c.mu.Lock()
+	switch ev.Kind {
+	case membership.Left:
+		c.left[ev.Node.ID] = true
+	case membership.Joined:
+		delete(c.left, ev.Node.ID)
+	}
+	ls := slices.Collect(maps.Values(c.listeners))
+	c.mu.Unlock()
+	if ev.Kind != membership.Updated {
+		ne := NodeEvent{Up: ev.Kind == membership.Joined, Node: ev.Node.ID, Left: ev.Kind == membership.Left,
+			Active: ev.Active, Configured: ev.Configured}
+		for _, f := range ls {
+			f(ne)
+		}
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileLoop makes the control plane's member list follow gossip, on
+// the leader: members seen alive are recorded up, members gone are
+// recorded down (failed, or left if they said so).
+func (c *clusterNode) reconcileLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		case <-c.kick:
+		}
+		if c.ctl.IsLeader() {
+			c.reconcile()
+		}
+	}
+}
+
+func (c *clusterNode) reconcile() {
+	const timeout = 5 * time.Second
+	st := c.ctl.State()
+	active := map[string]membership.Meta{}
+	for _, m := range c.mem.Members() {
+		active[m.ID] = m
+	}
+	for _, id := range slices.Sorted(maps.Keys(active)) {
+		m := active[id]
+		cur, ok := st.Members[id]
+		want := control.Member{ID: id, RaftAddr: m.RaftAddr, DataAddr: m.DataAddr, RESPAddr: m.RESPAddr,
+			HTTPAddr: m.HTTPAddr, Client: m.Role == membership.RoleClient, Alive: true}
+		if m.RaftAddr == "" || m.DataAddr == "" || m.Leaving {
+			continue
+		}
+		if ok && cur == want {
+			continue
+		}
+		if err := c.ctl.MemberUp(want, timeout); err != nil {
+			c.log.Warn("cannot record member up", "member", id, "err", err)
+			return
+		}
+		c.log.Info("member up", "member", id, "data", m.DataAddr, "client", want.Client)
+	}
+	c.mu.Lock()
+	left := maps.Clone(c.left)
+	c.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(st.Members)) {
+		m := st.Members[id]
+		if _, live := active[id]; (live && !active[id].Leaving) || id == c.id {
+			continue
+		}
+		if !m.Alive && !left[id] {
+			continue
+		}
+		gone := left[id] || (active[id].Leaving)
+		if err := c.ctl.MemberDown(id, gone, timeout); err != nil {
+			c.log.Warn("cannot record member down", "member", id, "err", err)
+			return
+		}
+		c.log.Info("member down", "member", id, "left", gone)
+	}
+}
+
+// onChange installs each new partition table in the data plane.
+func (c *clusterNode) onChange(st control.State) {
+	if st.Table == nil || c.data == nil {
+		return
+	}
+	addrs := map[ring.NodeID]string{}
+	for id, m := range st.Members {
+		if m.DataAddr != "" {
+			addrs[ring.NodeID(id)] = m.DataAddr
+		}
+	}
+	if st.Table.Epoch <= c.applied.Load() {
+		return
+	}
+	if err := c.data.SetTable(st.Table, addrs); err != nil {
+		c.log.Error("cannot install partition table", "epoch", st.Table.Epoch, "err", err)
+		return
+	}
+	c.applied.Store(st.Table.Epoch)
+	prim, repl := st.Table.Load()
+	c.log.Info("partition table installed", "epoch", st.Table.Epoch, "primaries", prim[ring.NodeID(c.id)],
+		"replicas", repl[ring.NodeID(c.id)], "members", len(st.DataMembers()), "migrations", st.Migrations())
+}
+
+// onSynced queues a finished copy for the leader (cluster.Config.OnSynced).
+func (c *clusterNode) onSynced(p int, follower ring.NodeID, epoch uint64) {
+	c.mu.Lock()
+	c.reports = append(c.reports, control.SyncReport{Partition: p, Node: string(follower), Epoch: epoch})
+	c.mu.Unlock()
+}
+
+// reportLoop sends finished copies to the control plane's leader in
+// batches, retrying until it takes them.
+func (c *clusterNode) reportLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		batch := c.reports
+		c.reports = nil
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		if err := c.sendReports(batch); err != nil {
+			c.log.Debug("cannot report finished copies yet; will retry", "count", len(batch), "err", err)
+			c.mu.Lock()
+			c.reports = append(batch, c.reports...)
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *clusterNode) sendReports(batch []control.SyncReport) error {
+	if c.ctl.IsLeader() {
+		_, err := c.ctl.MarkSynced(batch, 5*time.Second)
+		return err
+	}
+	leader, _ := c.ctl.Leader()
+	if leader == "" {
+		return errors.New("no control-plane leader known")
+	}
+	m, ok := c.ctl.State().Members[leader]
+	if !ok || m.DataAddr == "" {
+		return fmt.Errorf("no data address for leader %s", leader)
+	}
+	b, _ := json.Marshal(batch)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.tr.Call(ctx, m.DataAddr, KindControl, b)
+	return err
+}
+
+// subscribe registers fn for node events and returns its cancel func.
+func (c *clusterNode) subscribe(fn func(NodeEvent)) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.nextL
+	c.nextL++
+	c.listeners[id] = fn
+	return func() {
+		c.mu.Lock()
+		delete(c.listeners, id)
+		c.mu.Unlock()
+	}
+}
+
+// close leaves the cluster: gossip first (so others see a graceful
+// leave), then the control plane and the data plane.
+func (c *clusterNode) close(graceful bool) {
+	close(c.stop)
+	if c.mem != nil {
+		if graceful {
+			if err := c.mem.Leave(2 * time.Second); err != nil {
+				c.log.Warn("leaving the cluster", "err", err)
+			}
+		} else {
+			c.mem.Close()
+		}
+	}
+	c.wg.Wait()
+	if c.data != nil {
+		c.data.Close()
+	}
+	if c.ctl != nil {
+		c.ctl.Close()
+	}
+	c.tr.Close()
+}
+
+// lists returns the active and configured data nodes (jc cache_nodes).
+func (c *clusterNode) lists() (active, configured []string) {
+	if c.ctl == nil {
+		return []string{c.id}, []string{c.id}
+	}
+	st := c.ctl.State()
+	for id, m := range st.Members {
+		if m.Client {
+			continue
+		}
+		configured = append(configured, id)
+		if m.Alive {
+			active = append(active, id)
+		}
+	}
+	slices.Sort(active)
+	slices.Sort(configured)
+	return active, configured
+}
+
+// view describes the cluster for CLUSTER INFO/NODES and GET /v1/cluster.
+func (c *clusterNode) view(owners bool) cluster.View {
+	v := cluster.View{State: "ok", MyID: c.id, Partitions: c.n.cfg.Partitions, Replicas: c.n.cfg.Replicas}
+	if c.ctl == nil {
+		v.State, v.Reason = "fail", "cluster not started"
+		return v
+	}
+	st := c.ctl.State()
+	v.Leader, _ = c.ctl.Leader()
+	v.Migrations = st.Migrations()
+	voters, _ := c.ctl.Voters()
+	var prim, repl map[ring.NodeID]int
+	if t := c.data.Table(); t != nil {
+		v.Epoch = t.Epoch
+		prim, repl = t.Load()
+		if owners {
+			v.Owners = make([][]string, len(t.Owners))
+			for p, own := range t.Owners {
+				for _, o := range own {
+					v.Owners[p] = append(v.Owners[p], string(o))
+				}
+			}
+		}
+	} else {
+		v.State, v.Reason = "fail", "no partition table yet (joining)"
+	}
+	if err := c.checkLease(); err != nil && v.State == "ok" && c.n.cfg.Role != "client" {
+		v.State, v.Reason = "fail", err.Error()
+	}
+	for _, id := range slices.Sorted(maps.Keys(st.Members)) {
+		m := st.Members[id]
+		role := "data"
+		if m.Client {
+			role = "client"
+		}
+		v.Members = append(v.Members, cluster.MemberView{ID: id, RESPAddr: m.RESPAddr, HTTPAddr: m.HTTPAddr,
+			DataAddr: m.DataAddr, Role: role, Alive: m.Alive, Manager: slices.Contains(voters, id),
+			Primaries: prim[ring.NodeID(id)], Replicas: repl[ring.NodeID(id)]})
+	}
+	return v
+}
