@@ -28,6 +28,23 @@ var ErrBacklog = errors.New("replication backlog full")
 // ErrNoLongerFollower means the follower was removed while waited on.
 var ErrNoLongerFollower = errors.New("not a follower of this partition")
 
+// ErrTrimmed means a follower asked for entries the log no longer keeps:
+// it must resynchronise by snapshot (see Restart).
+var ErrTrimmed = errors.New("replication log entries already dropped")
+
+// follower is one follower's position in the log.
+type follower struct {
+	// acked is the highest LSN the follower acknowledged as applied: what
+	// Wait counts.
+	acked uint64
+	// keep is the LSN the follower's current snapshot covers (Restart):
+	// the log keeps the entries after max(acked, keep) for it.
+	keep uint64
+}
+
+// from returns the LSN after which the follower still needs entries.
+func (f *follower) from() uint64 { return max(f.acked, f.keep) }
+
 // Log is one partition's replication log. Safe for concurrent use.
 type Log struct {
 	mu       sync.Mutex
@@ -36,14 +53,16 @@ type Log struct {
 	entries  []Entry
 	bytes    int
 	maxBytes int
-	next     uint64            // LSN the next append gets
-	acked    map[string]uint64 // follower -> highest LSN applied
+	ends     []int64 // ends[i]: bytes appended (kept) up to entries[i] included
+	total    int64   // bytes appended (kept) since the log was created
+	next     uint64  // LSN the next append gets
+	fol      map[string]*follower
 }
 
 // New returns an empty log whose first entry will get LSN 1. maxBytes
 // bounds the entries kept for lagging followers.
 func New(maxBytes int) *Log {
-	return &Log{changed: make(chan struct{}), base: 1, next: 1, maxBytes: maxBytes, acked: map[string]uint64{}}
+	return &Log{changed: make(chan struct{}), base: 1, next: 1, maxBytes: maxBytes, fol: map[string]*follower{}}
 }
 
 func (l *Log) broadcast() {
@@ -64,10 +83,10 @@ func (l *Log) Admit() error {
 }
 
 func (l *Log) laggard() string {
-	who, min := "", ^uint64(0)
-	for f, a := range l.acked {
-		if a < min {
-			who, min = f, a
+	who, low := "", ^uint64(0)
+	for name, f := range l.fol {
+		if a := f.from(); a < low || a == low && name < who {
+			who, low = name, a
 		}
 	}
 	return who
@@ -80,7 +99,7 @@ func (l *Log) Append(e Entry) uint64 {
 	defer l.mu.Unlock()
 	e.LSN = l.next
 	l.next++
-	if len(l.acked) == 0 {
+	if len(l.fol) == 0 {
 		l.base = l.next
 		return e.LSN
 	}
@@ -88,6 +107,8 @@ func (l *Log) Append(e Entry) uint64 {
 	e.Value = slices.Clone(e.Value)
 	l.entries = append(l.entries, e)
 	l.bytes += e.size()
+	l.total += int64(e.size())
+	l.ends = append(l.ends, l.total)
 	l.broadcast()
 	return e.LSN
 }
@@ -105,28 +126,67 @@ func (l *Log) Last() uint64 {
 func (l *Log) SetFollowers(followers []string, from uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	keep := map[string]uint64{}
-	for _, f := range followers {
-		if a, ok := l.acked[f]; ok {
-			keep[f] = a
+	keep := map[string]*follower{}
+	for _, name := range followers {
+		if f, ok := l.fol[name]; ok {
+			keep[name] = f
 		} else {
-			keep[f] = min(from, l.next-1)
+			a := min(from, l.next-1)
+			keep[name] = &follower{acked: a, keep: a}
 		}
 	}
-	l.acked = keep
+	l.fol = keep
 	l.trim()
 	l.broadcast()
 }
 
+// Restart records that follower starts a new snapshot now: the log keeps
+// (only) the entries after the returned LSN for it, which the follower
+// must apply, in order, after the snapshot. Every change with a lower or
+// equal LSN is already in the store when Restart returns, so a snapshot
+// taken afterwards contains it. The follower's acknowledged LSN (what
+// Wait counts) is unchanged: writes waiting on it keep waiting until it
+// has finished the snapshot and acknowledged them.
+func (l *Log) Restart(name string) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.fol[name]
+	if !ok {
+		return 0, fmt.Errorf("%w: %s", ErrNoLongerFollower, name)
+	}
+	f.keep = l.next - 1
+	l.trim()
+	l.broadcast()
+	return f.keep, nil
+}
+
+// Pending returns the bytes of the entries the log keeps for follower
+// (those it has not acknowledged, after its snapshot): with
+// Admit's bound, whether this follower alone holds the backlog past it.
+func (l *Log) Pending(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.fol[name]
+	if !ok {
+		return 0
+	}
+	from := f.from()
+	if from+1 >= l.next || from+1 < l.base {
+		return 0
+	}
+	i := int(from + 1 - l.base)
+	return int(l.total - l.ends[i] + int64(l.entries[i].size()))
+}
+
 // Read returns up to max entries after LSN after for a follower, waiting
 // until there is at least one or ctx ends. If the follower needs entries
-// already dropped it gets an error: it must resynchronise by snapshot.
+// already dropped it gets ErrTrimmed: it must resynchronise by snapshot.
 func (l *Log) Read(ctx context.Context, after uint64, max int) ([]Entry, error) {
 	for {
 		l.mu.Lock()
 		if after+1 < l.base {
 			l.mu.Unlock()
-			return nil, fmt.Errorf("entries after %d were already dropped (log starts at %d): resynchronise", after, l.base)
+			return nil, fmt.Errorf("%w: entries after %d were dropped (the log starts at %d): resynchronise", ErrTrimmed, after, l.base)
 		}
 		if after+1 < l.next {
 			i := int(after + 1 - l.base)
@@ -146,26 +206,26 @@ func (l *Log) Read(ctx context.Context, after uint64, max int) ([]Entry, error) 
 }
 
 // Ack records that follower applied every entry up to lsn.
-func (l *Log) Ack(follower string, lsn uint64) error {
+func (l *Log) Ack(name string, lsn uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a, ok := l.acked[follower]
+	f, ok := l.fol[name]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoLongerFollower, follower)
+		return fmt.Errorf("%w: %s", ErrNoLongerFollower, name)
 	}
-	if lsn > a {
-		l.acked[follower] = min(lsn, l.next-1)
+	if lsn > f.acked {
+		f.acked = min(lsn, l.next-1)
 		l.trim()
 		l.broadcast()
 	}
 	return nil
 }
 
-// trim drops the entries every follower has acknowledged.
+// trim drops the entries no follower needs any more.
 func (l *Log) trim() {
 	low := l.next - 1
-	for _, a := range l.acked {
-		low = min(low, a)
+	for _, f := range l.fol {
+		low = min(low, f.from())
 	}
 	n := 0
 	for n < len(l.entries) && l.entries[n].LSN <= low {
@@ -174,10 +234,11 @@ func (l *Log) trim() {
 	}
 	if n > 0 {
 		l.entries = slices.Delete(l.entries, 0, n)
+		l.ends = slices.Delete(l.ends, 0, n)
 		l.base += uint64(n)
 	}
-	if len(l.acked) == 0 {
-		l.entries, l.bytes, l.base = nil, 0, l.next
+	if len(l.fol) == 0 {
+		l.entries, l.ends, l.bytes, l.base = nil, nil, 0, l.next
 	}
 }
 
@@ -187,8 +248,8 @@ func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 	for {
 		l.mu.Lock()
 		done := true
-		for _, a := range l.acked {
-			if a < lsn {
+		for _, f := range l.fol {
+			if f.acked < lsn {
 				done = false
 				break
 			}
@@ -210,9 +271,9 @@ func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 func (l *Log) Acked() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]uint64, len(l.acked))
-	for f, a := range l.acked {
-		out[f] = a
+	out := make(map[string]uint64, len(l.fol))
+	for name, f := range l.fol {
+		out[name] = f.acked
 	}
 	return out
 }

@@ -154,3 +154,55 @@ func TestNewFollowerStartsAtSnapshotAndLaggardMustResync(t *testing.T) {
 		t.Fatalf("read with nothing new: %v", err)
 	}
 }
+
+// TestRestartForSnapshot checks the snapshot bookkeeping: Restart keeps
+// only the entries after the snapshot's LSN for the follower, a reader
+// positioned before it gets ErrTrimmed, Pending counts that follower's
+// backlog, and acknowledgements (what Wait counts) are not advanced.
+func TestRestartForSnapshot(t *testing.T) {
+	l := New(1 << 20)
+	l.SetFollowers([]string{"a", "b"}, 0)
+	for i := range 10 {
+		l.Append(put(fmt.Sprint(i)))
+	}
+	size := l.Backlog() / 10
+	if got := l.Pending("a"); got != 10*size {
+		t.Fatalf("pending of a: %d, want %d", got, 10*size)
+	}
+	l.Ack("b", 10)
+	lsn0, err := l.Restart("a")
+	if err != nil || lsn0 != 10 {
+		t.Fatalf("restart: %d %v, want 10", lsn0, err)
+	}
+	if l.Backlog() != 0 || l.Pending("a") != 0 {
+		t.Fatalf("backlog %d pending %d after the restart", l.Backlog(), l.Pending("a"))
+	}
+	if _, err := l.Read(context.Background(), 3, 100); !errors.Is(err, ErrTrimmed) {
+		t.Fatalf("read before the snapshot: %v, want ErrTrimmed", err)
+	}
+	// Wait still counts a's acknowledgement, not its snapshot.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait for lsn 5 before a acknowledged it: %v", err)
+	}
+	for i := range 3 {
+		l.Append(put(fmt.Sprint(i)))
+	}
+	if got := l.Pending("a"); got != 3*size {
+		t.Fatalf("pending of a after 3 appends: %d, want %d", got, 3*size)
+	}
+	es, err := l.Read(context.Background(), lsn0, 100)
+	if err != nil || len(es) != 3 || es[0].LSN != 11 {
+		t.Fatalf("read after the snapshot: %v %v", es, err)
+	}
+	l.Ack("a", 12)
+	if got := l.Pending("a"); got != size {
+		t.Fatalf("pending of a after acking 12: %d, want %d", got, size)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	if err := l.Wait(ctx2, 12); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait for 12 with b at 10: %v", err) // b acknowledged 10 only
+	}
+}
