@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/glob"
@@ -612,7 +615,7 @@ func (s *Server) forwardedConn(cc *cluster.Command) (*conn, *command, error) {
 	if err != nil {
 		return nil, nil, errors.New(replyError(err))
 	}
-	fc := &conn{s: s, m: m, proto: 2, authed: true, forwarded: true, ack: cc.Ack, readonly: cc.Eventual}
+	fc := &conn{s: s, nc: nopConn{}, m: m, proto: 2, authed: true, forwarded: true, ack: cc.Ack, readonly: cc.Eventual}
 	if cc.RESP3 {
 		fc.proto = 3
 	}
@@ -628,3 +631,49 @@ func (s *Server) call(c *conn, cmd *command, args [][]byte) {
 		cmd.errors.Add(1)
 	}
 }
+
+// Do runs one command on map mapName as a client of this node would
+// (routed through the cluster when there is one) and returns its raw
+// reply, in RESP3 when resp3 is set. It is how the HTTP API and the
+// embedded Go API reach data that may live on other nodes. ack is the
+// write acknowledgement level; eventual allows replica reads.
+func (s *Server) Do(ctx context.Context, mapName string, args [][]byte, resp3 bool, ack cluster.Ack, eventual bool) []byte {
+	if len(args) == 0 {
+		return resp.AppendError(nil, "ERR empty command")
+	}
+	m, err := s.st.OpenMap(mapName)
+	if err != nil {
+		return resp.AppendError(nil, replyError(err))
+	}
+	c := &conn{s: s, nc: nopConn{}, m: m, proto: 2, authed: true, ack: ack, readonly: eventual}
+	if resp3 {
+		c.proto = 3
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("BUG: panic running a command for an API call", "command", trunc(args[0]), "panic", r)
+			c.out = resp.AppendError(nil, "ERR internal error (logged)")
+		}
+	}()
+	s.dispatch(c, args)
+	return c.out
+}
+
+// nopConn stands in for the network connection of commands that arrive
+// from another node or from the HTTP/Go APIs (their replies are
+// captured, never written).
+type nopConn struct{}
+
+type internalAddr struct{}
+
+func (internalAddr) Network() string { return "internal" }
+func (internalAddr) String() string  { return "internal:0" }
+
+func (nopConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (nopConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (nopConn) Close() error                     { return nil }
+func (nopConn) LocalAddr() net.Addr              { return internalAddr{} }
+func (nopConn) RemoteAddr() net.Addr             { return internalAddr{} }
+func (nopConn) SetDeadline(time.Time) error      { return nil }
+func (nopConn) SetReadDeadline(time.Time) error  { return nil }
+func (nopConn) SetWriteDeadline(time.Time) error { return nil }

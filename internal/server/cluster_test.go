@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/engramdb/engram/internal/cluster"
@@ -190,4 +191,37 @@ func TestClusterCrossSlot(t *testing.T) {
 		{"MSET " + a + " 1 " + b + " 1234", "~-ERR value too large.*"},
 		{"EXISTS " + a + " " + b, ":0"},
 	})
+}
+
+// Do runs commands for the HTTP and Go APIs through the same routing.
+func TestDoRoutesThroughTheCluster(t *testing.T) {
+	c := startCluster(t, "")
+	ctx := context.Background()
+	a := func(s ...string) [][]byte {
+		out := make([][]byte, len(s))
+		for i, x := range s {
+			out[i] = []byte(x)
+		}
+		return out
+	}
+	for i := range 50 {
+		k := fmt.Sprintf("k%d", i)
+		if got := string(c.servers[i%3].srv.Do(ctx, "m", a("SET", k, "v"+k), false, cluster.AckAll, false)); got != "+OK\r\n" {
+			t.Fatalf("Do SET %s: %q", k, got)
+		}
+	}
+	for i, ts := range c.servers {
+		if got := string(ts.srv.Do(ctx, "m", a("GET", "k7"), false, cluster.AckAll, false)); got != "$3\r\nvk7\r\n" {
+			t.Fatalf("Do GET through node %d: %q", i, got)
+		}
+		if got := string(ts.srv.Do(ctx, "m", a("DBSIZE"), true, cluster.AckAll, false)); got != ":50\r\n" {
+			t.Fatalf("Do DBSIZE through node %d: %q", i, got)
+		}
+		if got := string(ts.srv.Do(ctx, "m", a("INFO", "server"), false, cluster.AckAll, false)); !strings.Contains(got, "redis_version") {
+			t.Fatalf("Do INFO: %q", got)
+		}
+	}
+	if got := string(c.servers[0].srv.Do(ctx, "m", nil, false, cluster.AckAll, false)); got != "-ERR empty command\r\n" {
+		t.Fatalf("Do with no command: %q", got)
+	}
 }
