@@ -308,6 +308,15 @@ func (c *Control) applyResult(cmd command, timeout time.Duration) (any, error) {
 	return f.Response(), nil
 }
 
+// TransferLeadership hands leadership to another voter (before this node
+// leaves), so the cluster does not wait for an election timeout.
+func (c *Control) TransferLeadership() error {
+	if !c.IsLeader() {
+		return nil
+	}
+	return c.raft.LeadershipTransfer().Error()
+}
+
 // Voters returns the IDs of the current voting managers, sorted.
 func (c *Control) Voters() ([]string, error) {
 	fut := c.raft.GetConfiguration()

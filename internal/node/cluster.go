@@ -56,8 +56,9 @@ type clusterNode struct {
 	tr      lateTransport
 	data    *cluster.Node
 
-	ctl *control.Control
-	mem *membership.Membership
+	ctl  *control.Control
+	mem  *membership.Membership
+	meta membership.Meta
 
 	lease time.Duration
 	fast  bool
@@ -275,6 +276,7 @@ func (c *clusterNode) start() error {
 	}
 	meta := membership.Meta{ID: c.id, DataAddr: tr.Addr(), RaftAddr: c.ctl.Addr(), RESPAddr: c.n.RESPAddr(),
 		HTTPAddr: c.n.HTTPAddr(), Role: role}
+	c.meta = meta
 	c.mem, err = membership.New(membership.Options{Meta: meta, BindAddr: cfg.ClusterAddr, Secret: c.secret,
 		Local: c.fast, OnEvent: c.onMember, Logger: c.log.With("component", "gossip")})
 	if err != nil {
@@ -495,9 +497,51 @@ func (c *clusterNode) subscribe(fn func(NodeEvent)) func() {
 	}
 }
 
+// drain announces that this node is leaving and waits (up to timeout)
+// until the partition table no longer lists it, so its partitions are led
+// by other nodes before it stops answering.
+func (c *clusterNode) drain(timeout time.Duration) {
+	if c.mem == nil || c.ctl == nil {
+		return
+	}
+	meta := c.meta
+	meta.Leaving = true
+	if err := c.mem.UpdateMeta(meta, time.Second); err != nil {
+		c.log.Warn("cannot announce leaving", "err", err)
+		return
+	}
+	if c.ctl.IsLeader() {
+		if err := c.ctl.TransferLeadership(); err != nil {
+			c.log.Warn("cannot hand over control-plane leadership", "err", err)
+		}
+	}
+	c.log.Info("leaving the cluster: handing partitions over")
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		owns := false
+		if t := c.data.Table(); t != nil {
+			for _, own := range t.Owners {
+				if slices.Contains(own, ring.NodeID(c.id)) {
+					owns = true
+					break
+				}
+			}
+		}
+		if !owns {
+			c.log.Info("partitions handed over")
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.log.Warn("leaving before every partition was handed over", "waited", timeout)
+}
+
 // close leaves the cluster: gossip first (so others see a graceful
 // leave), then the control plane and the data plane.
 func (c *clusterNode) close(graceful bool) {
+	if graceful {
+		c.drain(10 * time.Second)
+	}
 	close(c.stop)
 	if c.mem != nil {
 		if graceful {
