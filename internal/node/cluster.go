@@ -504,6 +504,15 @@ func (c *clusterNode) drain(timeout time.Duration) {
 	if c.mem == nil || c.ctl == nil {
 		return
 	}
+	others := 0
+	for id, m := range c.ctl.State().Members {
+		if id != c.id && m.Alive && !m.Client {
+			others++
+		}
+	}
+	if others == 0 || c.n.cfg.Role == "client" {
+		return // nobody to hand partitions to (or none held)
+	}
 	meta := c.meta
 	meta.Leaving = true
 	if err := c.mem.UpdateMeta(meta, time.Second); err != nil {
