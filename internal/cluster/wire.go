@@ -21,6 +21,9 @@ import (
 //	op Delete:    bytes map | bytes key
 //	op Replicate: uv partition | uv count | count x entry
 //	entry:        uv lsn | u8 entry flags | bytes map | bytes key | bytes value | sv expireAt | sv created
+//	op SnapshotBegin: uv partition | uv snapshot | uv lsn
+//	op Snapshot:      uv partition | uv snapshot | uv count | count x entry (lsn 0)
+//	op SnapshotEnd:   uv partition | uv snapshot | uv lsn
 //
 // Response:
 //
@@ -47,6 +50,14 @@ const (
 	OpReplicate Op = 4 // primary to replica: entries of one partition in LSN order
 	OpCommand   Op = 5 // a client command (argument vector) for the primary of Partition
 	OpScatter   Op = 6 // a client command run over Parts, partitions the receiver leads
+	// Snapshot transfer, primary to a replica (see doc.go, "Snapshots"):
+	// Begin drops the replica's copy of Partition and starts snapshot
+	// Snapshot (an ID) covering the log up to LSN; Snapshot carries
+	// records (Entries, LSN 0); End completes it, after which the replica
+	// accepts log entries after LSN.
+	OpSnapshotBegin Op = 7
+	OpSnapshot      Op = 8
+	OpSnapshotEnd   Op = 9
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -105,6 +116,10 @@ const (
 	// FlagApplied (with StatusRetry): the write was applied on the
 	// primary, but its replicas did not acknowledge it in time.
 	FlagApplied uint8 = 1 << 1
+	// FlagResync (with StatusRetry, to Replicate or a snapshot message):
+	// the replica has no complete copy of the partition from the sender,
+	// or not the snapshot this message belongs to: send a new snapshot.
+	FlagResync uint8 = 1 << 2
 )
 
 // Entry flag bits. ONLY APPEND.
@@ -166,6 +181,8 @@ type Request struct {
 	Entries   []WireEntry
 	Args      [][]byte // Command, Scatter: the client's argument vector
 	Parts     []uint64 // Scatter: the partitions to answer for
+	Snapshot  uint64   // SnapshotBegin, Snapshot, SnapshotEnd: the snapshot's ID
+	LSN       uint64   // SnapshotBegin, SnapshotEnd: the log position the snapshot covers
 }
 
 // Ack returns the acknowledgement level carried in the flags.
@@ -229,23 +246,56 @@ func AppendRequest(b []byte, r *Request) []byte {
 		}
 	case OpReplicate:
 		b = binary.AppendUvarint(b, r.Partition)
-		b = binary.AppendUvarint(b, uint64(len(r.Entries)))
-		for i := range r.Entries {
-			e := &r.Entries[i]
-			b = binary.AppendUvarint(b, e.LSN)
-			var f uint8
-			if e.Delete {
-				f |= EntryDelete
-			}
-			b = append(b, f)
-			b = appendString(b, e.Map)
-			b = appendBytes(b, e.Key)
-			b = appendBytes(b, e.Value)
-			b = binary.AppendVarint(b, e.ExpireAt)
-			b = binary.AppendVarint(b, e.Created)
-		}
+		b = appendEntries(b, r.Entries)
+	case OpSnapshotBegin, OpSnapshotEnd:
+		b = binary.AppendUvarint(b, r.Partition)
+		b = binary.AppendUvarint(b, r.Snapshot)
+		b = binary.AppendUvarint(b, r.LSN)
+	case OpSnapshot:
+		b = binary.AppendUvarint(b, r.Partition)
+		b = binary.AppendUvarint(b, r.Snapshot)
+		b = appendEntries(b, r.Entries)
 	}
 	return b
+}
+
+// appendEntries appends a count and the entries.
+func appendEntries(b []byte, es []WireEntry) []byte {
+	b = binary.AppendUvarint(b, uint64(len(es)))
+	for i := range es {
+		b = appendEntry(b, &es[i])
+	}
+	return b
+}
+
+func appendEntry(b []byte, e *WireEntry) []byte {
+	b = binary.AppendUvarint(b, e.LSN)
+	var f uint8
+	if e.Delete {
+		f |= EntryDelete
+	}
+	b = append(b, f)
+	b = appendString(b, e.Map)
+	b = appendBytes(b, e.Key)
+	b = appendBytes(b, e.Value)
+	b = binary.AppendVarint(b, e.ExpireAt)
+	return binary.AppendVarint(b, e.Created)
+}
+
+// entrySize returns the bytes appendEntry writes for e.
+func entrySize(e *WireEntry) int {
+	return uvLen(e.LSN) + 1 + uvLen(uint64(len(e.Map))) + len(e.Map) + uvLen(uint64(len(e.Key))) + len(e.Key) +
+		uvLen(uint64(len(e.Value))) + len(e.Value) + svLen(e.ExpireAt) + svLen(e.Created)
+}
+
+func uvLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}
+
+func svLen(v int64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutVarint(b[:], v)
 }
 
 // AppendResponse appends r's encoding to b.
@@ -345,6 +395,32 @@ func (d *decoder) end() error {
 	return d.err
 }
 
+// entries reads a count and the entries.
+func (d *decoder) entries() []WireEntry {
+	n := d.uv("entry count")
+	// Each entry takes at least 7 bytes: bound the allocation by the
+	// input so a forged count cannot make us allocate.
+	if d.err == nil && n > uint64(len(d.b)/7) {
+		d.fail("entry count larger than the message")
+	}
+	if d.err != nil {
+		return nil
+	}
+	es := make([]WireEntry, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		e := WireEntry{LSN: d.uv("lsn")}
+		f := d.u8("entry flags")
+		e.Delete = f&EntryDelete != 0
+		e.Map = string(d.bytes("map"))
+		e.Key = d.bytes("key")
+		e.Value = d.bytes("value")
+		e.ExpireAt = d.sv("expiry")
+		e.Created = d.sv("creation")
+		es = append(es, e)
+	}
+	return es
+}
+
 // DecodeRequest decodes a request. Byte fields alias b.
 func DecodeRequest(b []byte) (*Request, error) {
 	d := decoder{b: b}
@@ -390,26 +466,15 @@ func DecodeRequest(b []byte) (*Request, error) {
 		}
 	case OpReplicate:
 		r.Partition = d.uv("partition")
-		n := d.uv("entry count")
-		// Each entry takes at least 7 bytes: bound the allocation by the
-		// input so a forged count cannot make us allocate.
-		if d.err == nil && n > uint64(len(d.b)/7) {
-			d.fail("entry count larger than the message")
-		}
-		if d.err == nil {
-			r.Entries = make([]WireEntry, 0, n)
-		}
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			e := WireEntry{LSN: d.uv("lsn")}
-			f := d.u8("entry flags")
-			e.Delete = f&EntryDelete != 0
-			e.Map = string(d.bytes("map"))
-			e.Key = d.bytes("key")
-			e.Value = d.bytes("value")
-			e.ExpireAt = d.sv("expiry")
-			e.Created = d.sv("creation")
-			r.Entries = append(r.Entries, e)
-		}
+		r.Entries = d.entries()
+	case OpSnapshotBegin, OpSnapshotEnd:
+		r.Partition = d.uv("partition")
+		r.Snapshot = d.uv("snapshot")
+		r.LSN = d.uv("lsn")
+	case OpSnapshot:
+		r.Partition = d.uv("partition")
+		r.Snapshot = d.uv("snapshot")
+		r.Entries = d.entries()
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", ErrMalformed, r.Op)
 	}

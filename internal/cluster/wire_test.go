@@ -18,7 +18,13 @@ func sampleRequests() []*Request {
 	}}
 	cmd := &Request{Op: OpCommand, Epoch: 4, Flags: FlagRESP3, Map: "m", Partition: 12, Args: [][]byte{[]byte("SET"), []byte("k"), {}}}
 	sc := &Request{Op: OpScatter, Epoch: 4, Map: "0", Args: [][]byte{[]byte("DBSIZE")}, Parts: []uint64{0, 5, 270}}
-	return []*Request{get, set, del, rep, cmd, sc}
+	begin := &Request{Op: OpSnapshotBegin, Epoch: 5, Partition: 3, Snapshot: 17, LSN: 1 << 33}
+	snap := &Request{Op: OpSnapshot, Epoch: 5, Partition: 3, Snapshot: 17, Entries: []WireEntry{
+		{Map: "m", Key: []byte("a"), Value: []byte("1"), ExpireAt: 1700000000000, Created: 1699999999000},
+		{Map: "other", Key: []byte("b"), Value: []byte{}},
+	}}
+	end := &Request{Op: OpSnapshotEnd, Epoch: 5, Partition: 3, Snapshot: 17, LSN: 1 << 33}
+	return []*Request{get, set, del, rep, cmd, sc, begin, snap, end}
 }
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -27,6 +33,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		got, err := DecodeRequest(b)
 		if err != nil {
 			t.Fatalf("decode %+v: %v", r, err)
+		}
+		if got.Snapshot != r.Snapshot || got.LSN != r.LSN {
+			t.Fatalf("snapshot fields: got %d/%d, want %d/%d", got.Snapshot, got.LSN, r.Snapshot, r.LSN)
 		}
 		if got.Op != r.Op || got.Epoch != r.Epoch || got.Flags != r.Flags || got.Map != r.Map ||
 			string(got.Key) != string(r.Key) || string(got.Value) != string(r.Value) || got.ExpireAt != r.ExpireAt ||
@@ -84,6 +93,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(AppendResponse(nil, &Response{Status: StatusOK, Epoch: 1, Flags: FlagFound, Value: []byte("x")}))
 	f.Add(AppendResponse(nil, &Response{Status: StatusError, Message: "boom"}))
+	f.Add(AppendResponse(nil, &Response{Status: StatusRetry, Flags: FlagResync, LSN: 12, Message: "resync"}))
 	f.Add([]byte{1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := DecodeRequest(b); err == nil {
@@ -105,4 +115,17 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEntrySize checks that the batch size estimate used to bound
+// snapshot messages is the encoded size.
+func TestEntrySize(t *testing.T) {
+	for _, r := range sampleRequests() {
+		for i := range r.Entries {
+			e := &r.Entries[i]
+			if got, want := entrySize(e), len(appendEntry(nil, e)); got != want {
+				t.Fatalf("entrySize(%+v) = %d, encoded %d bytes", e, got, want)
+			}
+		}
+	}
 }
