@@ -40,6 +40,18 @@ type Options struct {
 	// BatchEntries bounds the entries of one replication message (default
 	// 256).
 	BatchEntries int
+	// SnapshotBatchBytes and SnapshotBatchEntries bound one snapshot
+	// message (defaults 1 MiB and 1024 records; a single larger record
+	// travels alone).
+	SnapshotBatchBytes   int
+	SnapshotBatchEntries int
+	// SnapshotRestarts bounds how many times in a row a snapshot is
+	// started again because the follower's backlog (the changes made
+	// since the snapshot began) passed BacklogBytes while it was being
+	// sent, which lets writers go on (default 3; negative: never). Past
+	// it the snapshot goes on to its end and writes are refused with
+	// ErrBacklog until the follower catches up.
+	SnapshotRestarts int
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
@@ -65,6 +77,15 @@ func (o Options) EnsureDefaults() Options {
 	if o.BatchEntries == 0 {
 		o.BatchEntries = 256
 	}
+	if o.SnapshotBatchBytes == 0 {
+		o.SnapshotBatchBytes = 1 << 20
+	}
+	if o.SnapshotBatchEntries == 0 {
+		o.SnapshotBatchEntries = 1024
+	}
+	if o.SnapshotRestarts == 0 {
+		o.SnapshotRestarts = 3
+	}
 	return o
 }
 
@@ -83,6 +104,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("replication backlog must be positive, got %d", o.BacklogBytes)
 	case o.BatchEntries < 1:
 		return fmt.Errorf("replication batch must be positive, got %d", o.BatchEntries)
+	case o.SnapshotBatchBytes < 1 || o.SnapshotBatchEntries < 1:
+		return fmt.Errorf("snapshot batch bounds must be positive, got %d bytes and %d entries", o.SnapshotBatchBytes, o.SnapshotBatchEntries)
 	}
 	return nil
 }
@@ -147,6 +170,15 @@ type Config struct {
 	// (no recent contact with the control plane's majority) and the
 	// operation is refused with ErrNoQuorum.
 	Lease func() error
+	// OnSynced, when set, is called on the primary of partition p when
+	// follower has received a complete snapshot of it and acknowledged
+	// the log position the snapshot started from: its copy is complete
+	// (it may still lag, as any replica). epoch is the table epoch the
+	// follower accepted the snapshot's end in. It is called once per
+	// stream (a follower added to the partition; added again after
+	// being removed, again), from the stream's goroutine with no lock
+	// held: it should return quickly (the stream waits for it).
+	OnSynced func(p int, follower ring.NodeID, epoch uint64)
 }
 
 // Stats count what a Node did, for tests and metrics.
@@ -159,6 +191,17 @@ type Stats struct {
 	Fenced int64
 	// Applied counts replicated entries applied as a replica.
 	Applied int64
+	// SnapshotsSent counts snapshots a follower completed, as primary;
+	// Resyncs the snapshots started again for a follower (its log
+	// entries were dropped, the backlog overflowed during the snapshot,
+	// or it refused entries or a snapshot message).
+	SnapshotsSent, Resyncs int64
+	// SnapshotsReceived counts snapshots completed as a replica, and
+	// SnapshotRecords the records they carried.
+	SnapshotsReceived, SnapshotRecords int64
+	// Dropped counts partitions dropped from the store because this node
+	// stopped owning them.
+	Dropped int64
 }
 
 // Node is one member of the cluster's data plane: it routes requests for
@@ -177,14 +220,19 @@ type Node struct {
 	addrs   map[ring.NodeID]string
 	byAddr  map[string]ring.NodeID
 	changed chan struct{} // closed and replaced by SetTable
-	streams map[streamKey]context.CancelFunc
+	streams map[streamKey]*streamState
+	exiting map[streamKey]chan struct{} // streams stopped, maybe still running: closed when they return
 	closed  bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	forwarded, retries, fenced, applied atomic.Int64
+	forwarded, retries, fenced, applied                 atomic.Int64
+	snapsSent, resyncs, snapsRecv, snapRecords, dropped atomic.Int64
+
+	onSynced func(p int, follower ring.NodeID, epoch uint64)
+	snapSeq  atomic.Uint64 // the last snapshot ID this node used
 
 	exec2 atomic.Pointer[executorBox] // runs forwarded commands (SetExecutor)
 	lease func() error
@@ -193,15 +241,36 @@ type Node struct {
 // partState is a node's state for one partition.
 type partState struct {
 	// mu serialises this node's writes to the partition as its primary
-	// (so the LSN read after a write covers it) and the application of
-	// replicated entries as a replica.
+	// (so the LSN read after a write covers it), the application of
+	// replicated entries and snapshots as a replica, and dropping the
+	// partition once not owned.
 	mu      sync.Mutex
 	primary atomic.Bool
 	log     atomic.Pointer[replication.Log] // created when first primary
-	// As a replica (under mu): the primary entries come from and the
-	// last LSN applied from it.
-	source  ring.NodeID
+	// role is this node's part in the partition by the latest table.
+	role atomic.Pointer[partRole]
+	// complete is the role era + 1 once this node, as a replica, holds a
+	// complete copy from the era's primary (0: none).
+	complete atomic.Uint64
+	// As a replica (under mu), for role era era: the snapshot in progress
+	// (syncing) or completed (synced) from the primary, and the last LSN
+	// applied from it.
+	era     uint64
+	snap    uint64
+	syncing bool
+	synced  bool
 	applied uint64
+}
+
+// partRole is a node's part in one partition by one table.
+type partRole struct {
+	primary ring.NodeID // the partition's primary
+	owner   bool        // this node is one of the owners
+	// era changes when the primary changes or this node stops owning the
+	// partition: a replica's copy from an older era cannot be continued
+	// (it may have diverged, or been dropped) and is replaced by a
+	// snapshot.
+	era uint64
 }
 
 type streamKey struct {
@@ -224,7 +293,10 @@ func New(c Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{id: c.ID, st: c.Store, tr: c.Transport, opts: opts, parts: make([]partState, c.Store.Partitions()),
-		changed: make(chan struct{}), streams: map[streamKey]context.CancelFunc{}, ctx: ctx, cancel: cancel, lease: c.Lease}
+		changed: make(chan struct{}), streams: map[streamKey]*streamState{}, exiting: map[streamKey]chan struct{}{},
+		ctx: ctx, cancel: cancel, lease: c.Lease, onSynced: c.OnSynced}
+	// Snapshot IDs only grow, across restarts of the process too.
+	n.snapSeq.Store(uint64(time.Now().UnixNano()))
 	if !c.Observer.node.CompareAndSwap(nil, n) || !c.Handler.node.CompareAndSwap(nil, n) {
 		cancel()
 		return nil, errors.New("observer or handler already bound to another node")
@@ -237,7 +309,9 @@ func (n *Node) ID() ring.NodeID { return n.id }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	return Stats{Forwarded: n.forwarded.Load(), Retries: n.retries.Load(), Fenced: n.fenced.Load(), Applied: n.applied.Load()}
+	return Stats{Forwarded: n.forwarded.Load(), Retries: n.retries.Load(), Fenced: n.fenced.Load(), Applied: n.applied.Load(),
+		SnapshotsSent: n.snapsSent.Load(), Resyncs: n.resyncs.Load(), SnapshotsReceived: n.snapsRecv.Load(),
+		SnapshotRecords: n.snapRecords.Load(), Dropped: n.dropped.Load()}
 }
 
 // Table returns the current partition table (nil before SetTable). It
@@ -250,7 +324,9 @@ func (n *Node) Table() *ring.Table {
 
 // SetTable installs a new partition table and the data address of each
 // node in it. A table older than the current one is refused. The node
-// starts or stops replication streams for the partitions it leads.
+// starts or stops replication streams for the partitions it leads (a new
+// follower first gets a snapshot), and in the background drops from its
+// store the partitions it no longer owns, once their streams stopped.
 func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 	if t == nil {
 		return errors.New("nil partition table")
@@ -280,9 +356,24 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 		n.byAddr[a] = id
 	}
 	want := map[streamKey]*replication.Log{}
+	var drops []int
 	for p, own := range t.Owners {
 		ps := &n.parts[p]
 		primary := len(own) > 0 && own[0] == n.id
+		r0, r1 := ps.role.Load(), &partRole{owner: slices.Contains(own, n.id)}
+		if len(own) > 0 {
+			r1.primary = own[0]
+		}
+		if r0 != nil {
+			r1.era = r0.era
+		}
+		if r0 == nil || r0.primary != r1.primary || r0.owner && !r1.owner {
+			r1.era++
+		}
+		ps.role.Store(r1)
+		if !r1.owner && (r0 == nil || r0.owner) {
+			drops = append(drops, p)
+		}
 		lg := ps.log.Load()
 		if primary {
 			if lg == nil {
@@ -294,27 +385,52 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 				fs = append(fs, string(f))
 				want[streamKey{p, f}] = lg
 			}
-			// Phase 1: a new follower is taken to have the data up to
-			// now (snapshot transfer is the rebalancing step).
+			// A new follower starts at the current position; its stream
+			// sends it a snapshot first (see stream), and writes from
+			// now on wait for it.
 			lg.SetFollowers(fs, lg.Last())
 		} else if lg != nil {
 			lg.SetFollowers(nil, 0)
 		}
 		ps.primary.Store(primary)
 	}
-	for k, stop := range n.streams {
+	for k, ch := range n.exiting {
+		select {
+		case <-ch:
+			delete(n.exiting, k)
+		default:
+		}
+	}
+	for k, s := range n.streams {
 		if want[k] == nil {
-			stop()
+			s.stop()
+			n.exiting[k] = s.exited
 			delete(n.streams, k)
 		}
 	}
 	for k, lg := range want {
 		if n.streams[k] == nil {
 			ctx, stop := context.WithCancel(n.ctx)
-			n.streams[k] = stop
+			s := &streamState{p: k.p, to: k.to, stop: stop, exited: make(chan struct{}), prev: n.exiting[k]}
+			delete(n.exiting, k)
+			n.streams[k] = s
 			n.wg.Add(1)
-			go n.stream(ctx, k.p, k.to, lg)
+			go n.stream(ctx, s, lg)
 		}
+	}
+	if len(drops) > 0 {
+		// Drop only once the partitions' streams stopped (an export in
+		// progress must not see a half-dropped partition).
+		waits := make([][]chan struct{}, len(drops))
+		for i, p := range drops {
+			for k, ch := range n.exiting {
+				if k.p == p {
+					waits[i] = append(waits[i], ch)
+				}
+			}
+		}
+		n.wg.Add(1)
+		go n.dropUnowned(drops, waits)
 	}
 	close(n.changed)
 	n.changed = make(chan struct{})
@@ -457,7 +573,7 @@ func (n *Node) attempt(ctx context.Context, t *ring.Table, addrs map[ring.NodeID
 	if len(own) == 0 {
 		return nil, fmt.Errorf("%w: partition %d", ErrNoTable, p)
 	}
-	if own[0] == n.id || (r.Op == OpGet && r.Flags&FlagConsistent == 0 && slices.Contains(own, n.id)) {
+	if own[0] == n.id || (r.Op == OpGet && r.Flags&FlagConsistent == 0 && slices.Contains(own, n.id) && n.Readable(p)) {
 		return responseError(n.exec(ctx, p, r, own[0] == n.id), n.id)
 	}
 	r.Epoch = t.Epoch
@@ -522,8 +638,9 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		n.fenced.Add(1)
 		return &Response{Status: StatusWrongEpoch, Epoch: epoch, Message: fmt.Sprintf("request epoch %d, node epoch %d", r.Epoch, epoch)}
 	}
-	if r.Op == OpReplicate {
-		resp := n.applyEntries(from, t, r)
+	switch r.Op {
+	case OpReplicate, OpSnapshotBegin, OpSnapshot, OpSnapshotEnd:
+		resp := n.serveReplica(from, t, r)
 		resp.Epoch = epoch
 		return resp
 	}
@@ -590,6 +707,12 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	}
 	var done bool
 	ps.mu.Lock()
+	if !ps.primary.Load() {
+		// Demoted meanwhile (and maybe no longer an owner, its copy
+		// about to be dropped).
+		ps.mu.Unlock()
+		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("no longer the primary of partition %d", p)}
+	}
 	if r.Op == OpSet {
 		o := store.SetOptions{ExpireAt: r.ExpireAt, KeepTTL: r.Flags&FlagKeepTTL != 0, Cond: store.Cond(r.Cond)}
 		var res store.SetResult
@@ -623,93 +746,7 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	return resp
 }
 
-// stream ships partition p's log to replica to, in LSN order, until ctx
-// ends.
-func (n *Node) stream(ctx context.Context, p int, to ring.NodeID, lg *replication.Log) {
-	defer n.wg.Done()
-	after := lg.Acked()[string(to)]
-	backoff := n.opts.RetryMin
-	pause := func() {
-		timer := time.NewTimer(backoff)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		backoff = min(2*backoff, n.opts.RetryMax)
-	}
-	var buf []byte
-	for ctx.Err() == nil {
-		entries, err := lg.Read(ctx, after, n.opts.BatchEntries)
-		if err != nil {
-			// Entries already dropped: this follower needs a snapshot
-			// (the rebalancing step); until then, wait for acks to move.
-			pause()
-			after = max(after, lg.Acked()[string(to)])
-			continue
-		}
-		r := &Request{Op: OpReplicate, Partition: uint64(p), Entries: make([]WireEntry, len(entries))}
-		for i, e := range entries {
-			r.Entries[i] = WireEntry{LSN: e.LSN, Delete: e.Delete, Map: e.Map, Key: e.Key, Value: e.Value, ExpireAt: e.ExpireAt, Created: e.Created}
-		}
-		t, addrs, _ := n.view()
-		r.Epoch = t.Epoch
-		buf = AppendRequest(buf[:0], r)
-		cctx, cancel := context.WithTimeout(ctx, n.opts.ReplicateTimeout)
-		b, err := n.tr.Call(cctx, addrs[to], KindData, buf)
-		cancel()
-		var resp *Response
-		if err == nil {
-			resp, err = DecodeResponse(b)
-		}
-		if err != nil || resp.Status != StatusOK {
-			pause()
-			continue
-		}
-		backoff = n.opts.RetryMin
-		if resp.LSN > after {
-			after = resp.LSN
-			if err := lg.Ack(string(to), after); err != nil {
-				return // no longer a follower: SetTable stops this stream
-			}
-		}
-	}
-}
-
-// applyEntries applies replicated changes of a partition this node
-// replicates, in LSN order, skipping those already applied.
-func (n *Node) applyEntries(from string, t *ring.Table, r *Request) *Response {
-	if r.Partition >= uint64(t.Partitions()) {
-		return &Response{Status: StatusError, Message: fmt.Sprintf("no partition %d", r.Partition)}
-	}
-	p := int(r.Partition)
-	own := t.Owners[p]
-	n.mu.RLock()
-	src, known := n.byAddr[from]
-	n.mu.RUnlock()
-	if !known || len(own) == 0 || own[0] != src || !slices.Contains(own[1:], n.id) {
-		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("%s (%s) is not the primary of partition %d with %s as replica", src, from, p, n.id)}
-	}
-	ps := &n.parts[p]
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.source != src {
-		ps.source, ps.applied = src, 0
-	}
-	for i := range r.Entries {
-		e := &r.Entries[i]
-		if ps.applied != 0 && e.LSN <= ps.applied {
-			continue
-		}
-		if err := n.applyEntry(e); err != nil {
-			return &Response{Status: StatusError, LSN: ps.applied, Message: fmt.Sprintf("applying lsn %d of partition %d: %v", e.LSN, p, err)}
-		}
-		ps.applied = e.LSN
-		n.applied.Add(1)
-	}
-	return &Response{LSN: ps.applied}
-}
-
+// applyEntry applies one replicated change (or snapshot record).
 func (n *Node) applyEntry(e *WireEntry) error {
 	if e.Delete {
 		if m, ok := n.st.Lookup([]byte(e.Map)); ok {
