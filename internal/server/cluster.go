@@ -16,6 +16,7 @@ import (
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/glob"
 	"github.com/engramdb/engram/internal/resp"
+	"github.com/engramdb/engram/internal/store"
 )
 
 // How a command is routed in a cluster. Commands not listed run on the
@@ -80,12 +81,8 @@ var routes = map[string]route{
 	"getall":      {kind: routeKeys, first: 1, last: -1, step: 1, merge: mergeGetAll},
 	"putall":      {kind: routeKeys, first: 2, last: -1, step: 2, merge: mergeSum},
 	"removeitems": {kind: routeKeys, first: 1, last: -1, step: 1, merge: mergeMaps},
-	// Sequence-checked writes: the sequence is checked on the primary of
-	// the keys' partition, so all keys must share one (see docs).
-	"setseq":         {kind: routeKeys, first: 2, last: 2, step: 1},
-	"delseq":         {kind: routeKeys, first: 2, last: -1, step: 1},
-	"removeitemsseq": {kind: routeKeys, first: 2, last: -1, step: 1},
-	"putallseq":      {kind: routeKeys, first: 3, last: -1, step: 2},
+	// The sequence commands (SETSEQ, ..., SEQUENCES) are not listed: the
+	// map's sequence is checked on its home partition first (seq.go).
 
 	"dbsize":     {kind: routeScatter, merge: mergeSum},
 	"keys":       {kind: routeScatter, merge: mergeConcat},
@@ -118,8 +115,14 @@ func (r route) keyArgs(n int) (first, last int) {
 // the data, otherwise on the owner. It reports false if cmd is not routed
 // (the caller runs it locally).
 func (s *Server) clusterRun(c *conn, cmd *command, args [][]byte) bool {
+	if s.cl == nil || c.forwarded {
+		return false
+	}
+	if s.clusterSeq(c, cmd, args) {
+		return true
+	}
 	r, ok := routes[cmd.name]
-	if !ok || s.cl == nil || c.forwarded {
+	if !ok {
 		return false
 	}
 	switch r.kind {
@@ -604,16 +607,27 @@ func (s *Server) forwardedConn(cc *cluster.Command) (*conn, *command, error) {
 	if len(cc.Args) == 0 {
 		return nil, nil, errors.New("ERR empty command")
 	}
-	cmd := s.cmds[string(bytes.ToLower(cc.Args[0]))]
+	name := string(bytes.ToLower(cc.Args[0]))
+	cmd := s.cmds[name]
+	if cmd == nil {
+		cmd = s.internal[name]
+	}
 	if cmd == nil {
 		return nil, nil, fmt.Errorf("ERR unknown command '%s'", trunc(cc.Args[0]))
 	}
 	if (cmd.arity > 0 && len(cc.Args) != cmd.arity) || (cmd.arity < 0 && len(cc.Args) < -cmd.arity) {
 		return nil, nil, fmt.Errorf("ERR wrong number of arguments for '%s' command", cmd.name)
 	}
-	m, err := s.st.OpenMap(cc.Map)
-	if err != nil {
-		return nil, nil, errors.New(replyError(err))
+	var m *store.Map
+	if store.IsInternal(cc.Map) {
+		// Only nodes name internal maps (clients cannot select them):
+		// they are not bounded by the number of maps clients may open.
+		m = s.st.Map(cc.Map)
+	} else {
+		var err error
+		if m, err = s.st.OpenMap(cc.Map); err != nil {
+			return nil, nil, errors.New(replyError(err))
+		}
 	}
 	fc := &conn{s: s, nc: nopConn{}, m: m, proto: 2, authed: true, forwarded: true, ack: cc.Ack, readonly: cc.Eventual}
 	if cc.RESP3 {
@@ -640,6 +654,9 @@ func (s *Server) call(c *conn, cmd *command, args [][]byte) {
 func (s *Server) Do(ctx context.Context, mapName string, args [][]byte, resp3 bool, ack cluster.Ack, eventual bool) []byte {
 	if len(args) == 0 {
 		return resp.AppendError(nil, "ERR empty command")
+	}
+	if store.IsInternal(mapName) {
+		return resp.AppendError(nil, errInternalMap)
 	}
 	m, err := s.st.OpenMap(mapName)
 	if err != nil {

@@ -18,6 +18,9 @@ import (
 type testCluster struct {
 	servers []*testServer
 	nodes   []*cluster.Node
+	network *memnet.Network
+	ids     []ring.NodeID
+	addrs   map[ring.NodeID]string
 }
 
 func startCluster(t *testing.T, password string) *testCluster {
@@ -25,7 +28,6 @@ func startCluster(t *testing.T, password string) *testCluster {
 	clock := newFakeClock(startMs)
 	network := memnet.NewNetwork(1)
 	const partitions = 31
-	tc := &testCluster{}
 	addrs := map[ring.NodeID]string{}
 	var ids []ring.NodeID
 	for i := range 3 {
@@ -33,6 +35,7 @@ func startCluster(t *testing.T, password string) *testCluster {
 		ids = append(ids, id)
 		addrs[id] = "mem-" + string(id)
 	}
+	tc := &testCluster{network: network, ids: ids, addrs: addrs}
 	for _, id := range ids {
 		obs := cluster.NewObserver()
 		st, err := store.New(store.Options{Partitions: partitions, Clock: clock.now, Observer: obs})
@@ -90,12 +93,8 @@ var nodeLocalCases = map[string]string{
 	"max memory and eviction": "each node has its own memory bound",
 	"MGET MSET MSETNX":        "MSETNX across partitions is refused with CROSSSLOT, as in Redis Cluster (TestClusterCrossSlot)",
 	"SETMAXKEYS":              "in a cluster the key limit bounds what each node holds, copies included",
-	"refused sequenced writes leave the sequence": "key limit per node (see SETMAXKEYS)",
-	// Not yet cluster-wide: a sequence is checked by the primary of the
-	// keys' partition, so keys of several partitions are refused.
-	"DELSEQ":                     "sequences are per partition primary (not yet cluster-wide)",
-	"PUTALLSEQ":                  "sequences are per partition primary (not yet cluster-wide)",
-	"REMOVEITEMS REMOVEITEMSSEQ": "sequences are per partition primary (not yet cluster-wide)",
+	"refused sequenced writes leave the sequence": "key limit per node (see SETMAXKEYS); and a write refused " +
+		"after the cluster recorded its sequence (MAPFULL, OOM) leaves the sequence advanced (docs/commands.md)",
 }
 
 // TestCommandsInCluster replays every scripted command case through one

@@ -844,6 +844,10 @@ func cmdSelect(c *conn, a [][]byte) {
 		c.err("ERR invalid map name")
 		return
 	}
+	if store.IsInternal(string(a[1])) {
+		c.err(errInternalMap)
+		return
+	}
 	m, err := c.s.st.OpenMap(string(a[1]))
 	if err != nil {
 		c.storeErr(err)

@@ -2,11 +2,12 @@ package server
 
 import (
 	"fmt"
-	"github.com/engramdb/engram/internal/cluster"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/store"
 )
 
@@ -60,6 +61,10 @@ func mapArg(c *conn, a [][]byte, i int) (*store.Map, bool) {
 		c.err(errSyntax)
 		return nil, false
 	}
+	if store.IsInternal(string(a[i])) {
+		c.err(errInternalMap)
+		return nil, false
+	}
 	if m, ok := c.s.st.Lookup(a[i]); ok {
 		return m, true
 	}
@@ -75,6 +80,10 @@ func openMapArg(c *conn, a [][]byte, i int) (*store.Map, bool) {
 		c.err(errSyntax)
 		return nil, false
 	}
+	if store.IsInternal(string(a[i])) {
+		c.err(errInternalMap)
+		return nil, false
+	}
 	m, err := c.s.st.OpenMap(string(a[i]))
 	if err != nil {
 		c.storeErr(err)
@@ -83,8 +92,25 @@ func openMapArg(c *conn, a [][]byte, i int) (*store.Map, bool) {
 	return m, true
 }
 
-func cmdMaps(c *conn, _ [][]byte) {
+// mapNames returns the names of the maps that hold keys or settings, as
+// MAPS and CACHESIZE list them.
+func (c *conn) mapNames() []string {
 	names := c.s.st.MapNames()
+	if sm, ok := c.s.st.Lookup([]byte(seqMapName)); ok && c.s.cl != nil {
+		// In a cluster a map's sequence is a record of the internal
+		// sequence map, on its home partition's owners (seq.go): a map
+		// with a sequence is listed, as on one node.
+		for _, k := range sm.KeysIn(c.parts, nil) {
+			names = append(names, string(k))
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
+	return names
+}
+
+func cmdMaps(c *conn, _ [][]byte) {
+	names := c.mapNames()
 	c.array(len(names))
 	for _, n := range names {
 		c.bulkString(n)
@@ -113,6 +139,13 @@ func cmdMapInfo(c *conn, a [][]byte) {
 		return
 	}
 	seq, hasSeq := m.Sequence()
+	if c.s.cl != nil && !c.forwarded {
+		// In a cluster the sequence is the cluster's, kept on the map's
+		// home partition (seq.go).
+		if seq, hasSeq, ok = c.s.clusterSeqOf(c, []byte(m.Name())); !ok {
+			return
+		}
+	}
 	c.mapHeader(6)
 	c.bulkString("name")
 	c.bulkString(m.Name())
@@ -133,14 +166,17 @@ func cmdMapInfo(c *conn, a [][]byte) {
 }
 
 func cmdCacheSize(c *conn, _ [][]byte) {
-	names := c.s.st.MapNames()
+	names := c.mapNames()
 	c.array(len(names))
 	for _, n := range names {
-		m, _ := c.s.st.Lookup([]byte(n))
+		var keys, size int64
+		if m, ok := c.s.st.Lookup([]byte(n)); ok {
+			keys, size = m.LenIn(c.parts), m.BytesIn(c.parts)
+		}
 		c.array(3)
 		c.bulkString(n)
-		c.int(m.LenIn(c.parts))
-		c.int(m.BytesIn(c.parts))
+		c.int(keys)
+		c.int(size)
 	}
 }
 
@@ -223,25 +259,7 @@ func parseSeq(c *conn, b []byte) (uint64, bool) {
 // PUTALL ttl-seconds key value [key value ...]
 // PUTALLSEQ seq ttl-seconds key value [key value ...]
 func cmdPutAll(c *conn, a [][]byte, withSeq bool) {
-	var o store.SetOptions
-	i := 1
-	if withSeq {
-		seq, ok := parseSeq(c, a[1])
-		if !ok {
-			return
-		}
-		o.Seq, o.HasSeq = seq, true
-		i = 2
-	}
-	ttl, ok := parseInt(a[i])
-	if !ok || ttl < 0 || ttl > 1<<40 {
-		c.err("ERR ttl must be a non-negative integer of seconds (0 = none)")
-		return
-	}
-	if ttl > 0 {
-		o.ExpireAt = c.s.now() + ttl*1000
-	}
-	items, ok := pairs(c, a[i+1:], strings.ToLower(string(a[0])))
+	o, items, ok := parsePutAll(c, a, withSeq)
 	if !ok {
 		return
 	}
@@ -253,11 +271,50 @@ func cmdPutAll(c *conn, a [][]byte, withSeq bool) {
 	c.int(int64(n))
 }
 
-// SETSEQ seq key value [EX seconds|PX milliseconds]
+// parsePutAll reads the arguments of PUTALL or PUTALLSEQ. It reports
+// false after replying with the error.
+func parsePutAll(c *conn, a [][]byte, withSeq bool) (store.SetOptions, []store.KV, bool) {
+	var o store.SetOptions
+	i := 1
+	if withSeq {
+		seq, ok := parseSeq(c, a[1])
+		if !ok {
+			return o, nil, false
+		}
+		o.Seq, o.HasSeq = seq, true
+		i = 2
+	}
+	ttl, ok := parseInt(a[i])
+	if !ok || ttl < 0 || ttl > 1<<40 {
+		c.err("ERR ttl must be a non-negative integer of seconds (0 = none)")
+		return o, nil, false
+	}
+	if ttl > 0 {
+		o.ExpireAt = c.s.now() + ttl*1000
+	}
+	items, ok := pairs(c, a[i+1:], strings.ToLower(string(a[0])))
+	return o, items, ok
+}
+
+// SETSEQ seq key value [EX seconds|PX milliseconds|EXAT s|PXAT ms]
 func cmdSetSeq(c *conn, a [][]byte) {
-	seq, ok := parseSeq(c, a[1])
+	o, ok := parseSetSeq(c, a)
 	if !ok {
 		return
+	}
+	if _, err := c.m.Set(a[2], a[3], o); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.ok()
+}
+
+// parseSetSeq reads the arguments of SETSEQ. It reports false after
+// replying with the error.
+func parseSetSeq(c *conn, a [][]byte) (store.SetOptions, bool) {
+	seq, ok := parseSeq(c, a[1])
+	if !ok {
+		return store.SetOptions{}, false
 	}
 	o := store.SetOptions{Seq: seq, HasSeq: true}
 	var e expiry
@@ -265,20 +322,16 @@ func cmdSetSeq(c *conn, a [][]byte) {
 		n := e.parse(a, i)
 		if n == 0 {
 			c.err(errSyntax)
-			return
+			return o, false
 		}
 		i += n
 	}
 	at, ok := e.resolve(c, "setseq")
 	if !ok {
-		return
+		return o, false
 	}
 	o.ExpireAt = at
-	if _, err := c.m.Set(a[2], a[3], o); err != nil {
-		c.storeErr(err)
-		return
-	}
-	c.ok()
+	return o, true
 }
 
 // DELSEQ seq key [key ...]

@@ -48,3 +48,7 @@ const (
 	errWrongPass  = "WRONGPASS invalid username-password pair or user is disabled."
 	errNoPassword = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 )
+
+// errInternalMap refuses a client's use of an internal map's name (see
+// store.IsInternal).
+const errInternalMap = "ERR invalid map name: names starting with a zero byte are reserved for Engram's internal maps"

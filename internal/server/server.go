@@ -54,13 +54,15 @@ type Options struct {
 
 // Server serves the Redis protocol.
 type Server struct {
-	opts   Options
-	st     *store.Store
-	cl     *cluster.Node
-	log    *slog.Logger
-	cmds   map[string]*command
-	start  time.Time
-	nextID atomic.Int64
+	opts Options
+	st   *store.Store
+	cl   *cluster.Node
+	log  *slog.Logger
+	cmds map[string]*command
+	// internal are the commands only cluster nodes send (seq.go).
+	internal map[string]*command
+	start    time.Time
+	nextID   atomic.Int64
 
 	mu    sync.Mutex
 	lns   []net.Listener
@@ -101,6 +103,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, st: o.Store, cl: o.Cluster, log: o.Logger, start: time.Now(), conns: make(map[*conn]struct{})}
 	s.cmds = commandTable()
+	s.internal = internalCommands()
 	if s.cl != nil {
 		s.cl.SetExecutor(s)
 	}

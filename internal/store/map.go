@@ -24,6 +24,8 @@ type Map struct {
 	seqMu  sync.Mutex
 	seq    uint64
 	hasSeq bool
+
+	internal bool // IsInternal(name): kept out of listings, flushes and eviction
 }
 
 // Name returns the map's name.
@@ -79,9 +81,16 @@ func (m *Map) advanceSeq(seq uint64) error {
 
 func (m *Map) checkSeqLocked(seq uint64) error {
 	if m.hasSeq && seq < m.seq {
-		return fmt.Errorf("%w: sequence %d is lower than map %q's current %d", ErrOutOfSequence, seq, m.name, m.seq)
+		return OutOfSequence(m.name, seq, m.seq)
 	}
 	return nil
+}
+
+// OutOfSequence returns the ErrOutOfSequence error refusing seq for map
+// mapName, whose current sequence is cur: the one text of this refusal,
+// whether a map checks its own sequence or the cluster checks it.
+func OutOfSequence(mapName string, seq, cur uint64) error {
+	return fmt.Errorf("%w: sequence %d is lower than map %q's current %d", ErrOutOfSequence, seq, mapName, cur)
 }
 
 // CheckSequence applies jc_s's rule for an operation carrying seq: it is

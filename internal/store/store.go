@@ -168,7 +168,7 @@ func (s *Store) createMap(name string, limit int) (*Map, error) {
 	if limit > 0 && len(s.maps) >= limit {
 		return nil, fmt.Errorf("%w: %d maps exist, the limit is %d", ErrTooManyMaps, len(s.maps), limit)
 	}
-	m = &Map{s: s, name: name, parts: make([]atomic.Pointer[shard], s.opts.Partitions)}
+	m = &Map{s: s, name: name, parts: make([]atomic.Pointer[shard], s.opts.Partitions), internal: IsInternal(name)}
 	m.maxKeys.Store(s.opts.MaxKeysPerMap)
 	s.maps[name] = m
 	l := append(slices.Clone(*s.list.Load()), m)
@@ -198,6 +198,15 @@ func (s *Store) OpenMap(name string) (*Map, error) {
 // modified.
 func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
+// IsInternal reports whether name is the name of an internal map: one
+// that starts with a zero byte. Such maps hold Engram's own records (the
+// cluster's sequence numbers), not client data: front ends refuse to let
+// clients select or configure them, MapNames does not list them, Flush
+// does not clear them and eviction never takes their keys. They are
+// partitioned, exported and imported like any other map, so the cluster
+// replicates and moves them with the data.
+func IsInternal(name string) bool { return len(name) > 0 && name[0] == 0 }
+
 // Lookup returns the named map if it exists.
 func (s *Store) Lookup(name []byte) (*Map, bool) {
 	s.mu.RLock()
@@ -207,10 +216,13 @@ func (s *Store) Lookup(name []byte) (*Map, bool) {
 }
 
 // MapNames returns the names of the maps that hold keys or settings
-// (jc maps()), sorted.
+// (jc maps()), sorted. Internal maps are not listed.
 func (s *Store) MapNames() []string {
 	var names []string
 	for _, m := range *s.list.Load() {
+		if m.internal {
+			continue
+		}
 		_, hasSeq := m.Sequence()
 		if m.Len() > 0 || m.MaxTTL() > 0 || hasSeq {
 			names = append(names, m.name)
@@ -220,13 +232,16 @@ func (s *Store) MapNames() []string {
 	return names
 }
 
-// Flush clears every map (jc flush). Silent sends no events.
+// Flush clears every map (jc flush). Silent sends no events. Like each
+// map's settings and sequence number, internal maps are kept.
 func (s *Store) Flush(silent bool) { s.FlushIn(nil, silent) }
 
 // FlushIn is Flush over the partitions in parts (nil = all).
 func (s *Store) FlushIn(parts []int, silent bool) {
 	for _, m := range *s.list.Load() {
-		m.ClearIn(parts, silent)
+		if !m.internal {
+			m.ClearIn(parts, silent)
+		}
 	}
 }
 
@@ -440,8 +455,8 @@ func (s *Store) evictOne() bool {
 	samples := 0
 	for attempt := 0; samples < s.opts.EvictionSamples && attempt < 16*s.opts.EvictionSamples; attempt++ {
 		m := l[rand.IntN(len(l))]
-		if m.Len() == 0 {
-			continue
+		if m.Len() == 0 || m.internal {
+			continue // internal records (sequence numbers) are not cache entries
 		}
 		sh := m.parts[rand.IntN(len(m.parts))].Load()
 		if sh == nil {
