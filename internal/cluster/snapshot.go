@@ -121,22 +121,22 @@ func (n *Node) stream(ctx context.Context, s *streamState, lg *replication.Log) 
 	var after uint64
 	restarts := 0 // snapshots restarted in a row for the backlog
 	need := true  // a snapshot before any entry
+	again := false
 	for ctx.Err() == nil {
 		if need {
-			lsn0, err := n.sendSnapshot(ctx, s, lg, &restarts, &buf)
+			lsn0, err := n.sendSnapshot(ctx, s, lg, again, &restarts, &buf)
 			if errors.Is(err, replication.ErrNoLongerFollower) {
 				return // SetTable stops this stream
 			}
 			if err != nil {
 				continue // ctx ended
 			}
-			after, need, backoff = lsn0, false, n.opts.RetryMin
+			after, need, again, backoff = lsn0, false, true, n.opts.RetryMin
 			continue
 		}
 		entries, err := lg.Read(ctx, after, n.opts.BatchEntries)
 		if errors.Is(err, replication.ErrTrimmed) {
-			n.resyncs.Add(1)
-			need = true
+			need = true // (or no longer a follower: sendSnapshot says so)
 			continue
 		}
 		if err != nil {
@@ -152,7 +152,6 @@ func (n *Node) stream(ctx context.Context, s *streamState, lg *replication.Log) 
 			pause()
 			continue
 		case resp.Status != StatusOK && resp.Flags&FlagResync != 0:
-			n.resyncs.Add(1)
 			need = true
 			continue
 		case resp.Status != StatusOK:
@@ -177,12 +176,10 @@ func (n *Node) stream(ctx context.Context, s *streamState, lg *replication.Log) 
 // entries after it. It starts again while the follower refuses it, or
 // (up to Options.SnapshotRestarts times in a row) when the follower's
 // backlog overflows meanwhile. It fails only when ctx ends or the
-// follower was removed.
-func (n *Node) sendSnapshot(ctx context.Context, s *streamState, lg *replication.Log, restarts *int, buf *[]byte) (uint64, error) {
-	for first := true; ; first = false {
-		if !first {
-			n.resyncs.Add(1)
-		}
+// follower was removed. again says the follower had a snapshot from this
+// stream before (counted as a resync).
+func (n *Node) sendSnapshot(ctx context.Context, s *streamState, lg *replication.Log, again bool, restarts *int, buf *[]byte) (uint64, error) {
+	for ; ; again = true {
 		s.caughtUp.Store(false)
 		// Every change up to lsn0 is in the store now, so the export
 		// below sees it (or a later state of its key); the log keeps the
@@ -192,6 +189,9 @@ func (n *Node) sendSnapshot(ctx context.Context, s *streamState, lg *replication
 		lsn0, err := lg.Restart(string(s.to))
 		if err != nil {
 			return 0, err
+		}
+		if again {
+			n.resyncs.Add(1)
 		}
 		s.sent.Store(0)
 		s.total.Store(n.st.PartitionLen(s.p))

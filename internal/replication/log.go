@@ -184,9 +184,9 @@ func (l *Log) Pending(name string) int {
 func (l *Log) Read(ctx context.Context, after uint64, max int) ([]Entry, error) {
 	for {
 		l.mu.Lock()
-		if after+1 < l.base {
+		if base := l.base; after+1 < base {
 			l.mu.Unlock()
-			return nil, fmt.Errorf("%w: entries after %d were dropped (the log starts at %d): resynchronise", ErrTrimmed, after, l.base)
+			return nil, fmt.Errorf("%w: entries after %d were dropped (the log starts at %d): resynchronise", ErrTrimmed, after, base)
 		}
 		if after+1 < l.next {
 			i := int(after + 1 - l.base)
