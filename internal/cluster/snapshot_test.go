@@ -160,8 +160,8 @@ func diff(a, b map[string]store.Record) string {
 	return ""
 }
 
-// converged waits until follower's copy of p equals primary's, with
-// nothing left to replicate.
+// converged waits until the followers' copies of p are complete and equal
+// to primary's, with nothing left to replicate.
 func (c *snapCluster) converged(primary ring.NodeID, p int, followers ...ring.NodeID) {
 	c.t.Helper()
 	lg := c.nodes[primary].parts[p].log.Load()
@@ -170,8 +170,16 @@ func (c *snapCluster) converged(primary ring.NodeID, p int, followers ...ring.No
 	for {
 		why = ""
 		last := lg.Last()
+		done := map[ring.NodeID]bool{}
+		for _, sp := range c.nodes[primary].Syncing() {
+			if sp.Partition == p {
+				done[sp.Follower] = sp.Done
+			}
+		}
 		for _, f := range followers {
-			if a := lg.Acked()[string(f)]; a != last {
+			if !done[f] {
+				why = fmt.Sprintf("%s has no complete snapshot", f)
+			} else if a := lg.Acked()[string(f)]; a != last {
 				why = fmt.Sprintf("%s acked %d of %d", f, a, last)
 			} else if d := diff(c.dump(primary, p), c.dump(f, p)); d != "" {
 				why = fmt.Sprintf("%s differs from %s: %s", f, primary, d)
