@@ -161,14 +161,24 @@ func (n *Node) stream(ctx context.Context, s *streamState, lg *replication.Log) 
 		backoff = n.opts.RetryMin
 		if resp.LSN > after {
 			after = resp.LSN
-			if ctx.Err() != nil {
-				return
-			}
-			if err := lg.Ack(string(s.to), after); err != nil {
+			if err := n.ack(ctx, lg, s.to, after); err != nil {
 				return // no longer a follower: SetTable stops this stream
 			}
 		}
 	}
+}
+
+// ack records in the log that follower to applied everything up to lsn,
+// unless the stream was stopped: a stream stopped by SetTable must not
+// acknowledge for a later stream to the same follower (whose copy starts
+// over).
+func (n *Node) ack(ctx context.Context, lg *replication.Log, to ring.NodeID, lsn uint64) error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return lg.Ack(string(to), lsn)
 }
 
 // sendSnapshot sends a complete copy of the partition to the follower and
@@ -200,7 +210,7 @@ func (n *Node) sendSnapshot(ctx context.Context, s *streamState, lg *replication
 		if err == nil {
 			*restarts = 0
 			n.snapsSent.Add(1)
-			if err := lg.Ack(string(s.to), lsn0); err != nil {
+			if err := n.ack(ctx, lg, s.to, lsn0); err != nil {
 				return 0, err
 			}
 			s.caughtUp.Store(true)
