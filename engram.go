@@ -43,6 +43,38 @@ type Config struct {
 	MaxKeysPerMap int64
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+
+	// ClusterSecret, when set, makes the node a member of a cluster: it
+	// joins the nodes named by Join (or starts a new cluster without
+	// Join), holds a share of the partitions, and every Map method runs
+	// where the data is (see "Clusters" in the package documentation).
+	// It must be the same on every member, at least 16 bytes; nodes
+	// without it cannot join or send requests. Empty: a standalone node.
+	ClusterSecret string
+	// ClusterAddr is the gossip address (TCP and UDP) of a cluster
+	// member; node-to-node data uses the next port and the control plane
+	// the one after. Empty: "127.0.0.1:7946", as engram serve. With port
+	// 0 ("127.0.0.1:0") each listener picks a free port; read the gossip
+	// address back with Node.ClusterAddr. Loopback addresses get fast
+	// failure detection (about a second), others LAN timings.
+	ClusterAddr string
+	// Join lists the ClusterAddrs of existing members to contact (one
+	// answering is enough; retried until one does). Empty: start a new
+	// cluster.
+	Join []string
+	// Replicas is the number of copies of each partition, the primary
+	// included; 0 means the default, 2. Set it the same on every member.
+	Replicas int
+	// Partitions is the number of partitions the keys are spread over; 0
+	// means the default, 271. It must be the same on every member and
+	// never changes for the life of a cluster.
+	Partitions int
+	// Role is "data" (the default: holds partitions) or "client" (a
+	// member that routes requests and holds no data).
+	Role string
+	// NodeName names the node in cluster views; member IDs are the name
+	// plus a random suffix chosen at each start. Default: ClusterAddr.
+	NodeName string
 }
 
 // nodeConfig turns c into the node's configuration: the defaults of
@@ -63,6 +95,21 @@ func (c Config) nodeConfig() config.Config {
 		nc.MaxValueLen = c.MaxValueLen
 	}
 	nc.MaxKeysPerMap = c.MaxKeysPerMap
+	nc.ClusterSecret = c.ClusterSecret
+	if c.ClusterAddr != "" {
+		nc.ClusterAddr = c.ClusterAddr
+	}
+	nc.Join = c.Join
+	if c.Replicas != 0 {
+		nc.Replicas = c.Replicas
+	}
+	if c.Partitions != 0 {
+		nc.Partitions = c.Partitions
+	}
+	if c.Role != "" {
+		nc.Role = c.Role
+	}
+	nc.NodeName = c.NodeName
 	return nc
 }
 
@@ -76,12 +123,19 @@ const closeGrace = 5 * time.Second
 // network hop; when Config.RESPAddr or HTTPAddr is set, other processes
 // reach the same data over the network. It is safe for concurrent use.
 type Node struct {
-	node   *node.Node
-	st     *store.Store
-	closed atomic.Bool
+	node *node.Node
+	st   *store.Store
+	// clustered sends every Map method through the cluster (node.Do)
+	// instead of to the local store.
+	clustered bool
+	log       *slog.Logger
+	closed    atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
+
+	subMu sync.Mutex
+	subs  map[*subscription]struct{} // OnNodeEvent subscriptions, ended by Close
 }
 
 // Open starts a node in this process.
@@ -94,18 +148,39 @@ func Open(cfg Config) (*Node, error) {
 		nd.Close(context.Background())
 		return nil, fmt.Errorf("engram: cannot start node: %w", err)
 	}
-	return &Node{node: nd, st: nd.Store()}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Node{node: nd, st: nd.Store(), clustered: nd.Clustered(), log: log}, nil
 }
 
 // Close stops the listeners and background jobs. Afterwards every method
 // that returns an error returns ErrClosed. Calling Close again does
 // nothing.
-func (n *Node) Close() error {
+//
+// A cluster member leaves gracefully: it hands the partitions it leads
+// over to other members (waiting up to 10 seconds for that) and tells
+// them it is leaving, so they report it with NodeEvent.Left rather than
+// as a failure. Node event subscriptions end.
+func (n *Node) Close() error { return n.close(true) }
+
+func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
+		n.endSubscriptions()
+		if graceful {
+			// Hand the partitions over first: closeGrace is for the
+			// commands in flight when the listeners close, after that.
+			n.node.Leave()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 		defer cancel()
-		if err := n.node.Close(ctx); err != nil {
+		stop := n.node.Close
+		if !graceful {
+			stop = n.node.Kill
+		}
+		if err := stop(ctx); err != nil {
 			n.closeErr = fmt.Errorf("engram: cannot close node cleanly: %w", err)
 		}
 	})
@@ -131,17 +206,38 @@ func (n *Node) Map(name string) *Map {
 
 // Maps returns the names of the maps that hold keys or settings, sorted
 // (jc maps()). After Close it reports the maps as Close left them.
-func (n *Node) Maps() []string { return n.st.MapNames() }
+//
+// In a cluster it asks every primary (MAPS); if the cluster cannot answer
+// within its request timeout, or the node is closed, it logs why and
+// returns nil.
+func (n *Node) Maps() []string {
+	if n.clustered {
+		return n.clusterMaps()
+	}
+	return n.st.MapNames()
+}
 
 // Sequences returns the sequence number of every map that has one (jc_s
 // sequence()). After Close it reports them as Close left them.
-func (n *Node) Sequences() map[string]uint64 { return n.st.Sequences() }
+//
+// In a cluster it asks every primary (SEQUENCES); if the cluster cannot
+// answer within its request timeout, or the node is closed, it logs why
+// and returns nil.
+func (n *Node) Sequences() map[string]uint64 {
+	if n.clustered {
+		return n.clusterSequences()
+	}
+	return n.st.Sequences()
+}
 
-// Flush clears every map (jc flush). Silent sends no delete events to
-// subscribers.
+// Flush clears every map (jc flush); in a cluster, every map on every
+// node. Silent sends no delete events to subscribers.
 func (n *Node) Flush(ctx context.Context, silent bool) error {
 	if err := n.check(ctx); err != nil {
 		return err
+	}
+	if n.clustered {
+		return n.clusterFlush(ctx, silent)
 	}
 	n.st.Flush(silent)
 	return nil
@@ -168,7 +264,9 @@ type Stats struct {
 	Uptime         time.Duration
 }
 
-// Stats returns a snapshot of the node's counters.
+// Stats returns a snapshot of the node's counters. In a cluster they are
+// this node's: its share of the keys (replica copies included), its
+// memory, its reads.
 func (n *Node) Stats() Stats {
 	s := n.st.Stats()
 	return Stats{Maps: s.Maps, Keys: s.Keys, UsedMemory: s.UsedMemory, MaxMemory: s.MaxMemory,

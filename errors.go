@@ -2,6 +2,7 @@ package engram
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/engramdb/engram/internal/store"
 )
@@ -33,6 +34,13 @@ var (
 	ErrNotInteger = errors.New("value is not an integer or out of range")
 	// ErrClosed: the Node (or client) was closed.
 	ErrClosed = errors.New("engram: closed")
+	// ErrUnavailable: a cluster could not run the call in time, and
+	// retrying later may succeed: the key's partition is changing hands
+	// (a node joined, left or failed), the node has no partition table
+	// yet, its replicas did not acknowledge a write in time (the write
+	// may have been applied), or the node lost contact with the
+	// majority of the cluster (a network split).
+	ErrUnavailable = errors.New("cluster unavailable")
 )
 
 // Error is an error from the engine or a server that matches one of the
@@ -81,4 +89,31 @@ func publicError(err error) error {
 		return err
 	}
 	return NewError(kind, err)
+}
+
+// replyError maps the error reply msg of a command run through the
+// cluster (without its '-'; prefixes as in internal/server/errors.go)
+// onto the sentinel callers branch on, keeping the whole message.
+func replyError(msg string) error {
+	var kind error
+	switch {
+	case strings.HasPrefix(msg, "OOM "):
+		kind = ErrOutOfMemory
+	case strings.HasPrefix(msg, "OUTOFSEQ "):
+		kind = ErrOutOfSequence
+	case strings.HasPrefix(msg, "MAPFULL "):
+		kind = ErrMapFull
+	case strings.HasPrefix(msg, "TRYAGAIN "), strings.HasPrefix(msg, "CLUSTERDOWN "):
+		kind = ErrUnavailable
+	case strings.HasPrefix(msg, "ERR "+store.ErrKeyTooLong.Error()):
+		kind = ErrKeyTooLong
+	case strings.HasPrefix(msg, "ERR "+store.ErrValueTooLarge.Error()):
+		kind = ErrValueTooLarge
+	case strings.HasPrefix(msg, "ERR "+store.ErrNotInteger.Error()),
+		strings.HasPrefix(msg, "ERR "+store.ErrOverflow.Error()):
+		kind = ErrNotInteger
+	default:
+		return errors.New("engram: " + msg)
+	}
+	return NewError(kind, errors.New(msg))
 }

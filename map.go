@@ -25,12 +25,17 @@ type KV struct {
 
 // Map is a handle on one map of an embedded node: a named namespace of
 // keys (jc's map, the map a Redis connection SELECTs). Every method takes
-// a context and checks it first; a single node never blocks, but the same
-// methods will wait on other nodes in a cluster, where ctx bounds them.
-// Values passed in are copied; values returned are the caller's.
+// a context and checks it first; a single node never blocks, but in a
+// cluster the same methods run where the key's partition lives and wait
+// for other nodes (see "Clusters" in the package documentation). Values
+// passed in are copied; values returned are the caller's.
 type Map struct {
 	n  *Node
 	sm *store.Map
+	// In a cluster: the acknowledgement level of writes (WithAck) and
+	// whether reads may be served by a replica (WithEventualReads).
+	ack      Ack
+	eventual bool
 }
 
 // bytesOf views s as bytes without copying. The store never retains or
@@ -57,6 +62,9 @@ func (m *Map) GetTo(ctx context.Context, dst []byte, key string) ([]byte, error)
 	if err := m.n.check(ctx); err != nil {
 		return dst, err
 	}
+	if m.n.clustered {
+		return m.cGetTo(ctx, dst, key)
+	}
 	v, ok := m.sm.Get(dst, bytesOf(key))
 	if !ok {
 		return dst, ErrNotFound
@@ -82,6 +90,9 @@ func (m *Map) SetIf(ctx context.Context, key string, value []byte, opts ...SetOp
 	if err != nil {
 		return false, err
 	}
+	if m.n.clustered {
+		return m.cSet(ctx, "SET", key, value, p)
+	}
 	o := store.SetOptions{KeepTTL: p.KeepTTL, Seq: p.Seq, HasSeq: p.HasSeq}
 	if p.TTL > 0 {
 		o.ExpireAt = m.now() + p.TTL.Milliseconds()
@@ -100,10 +111,21 @@ func (m *Map) SetIf(ctx context.Context, key string, value []byte, opts ...SetOp
 }
 
 // UnsafeSet is Set without waiting for any acknowledgement (jc
-// unsafe_set). On a single node it is exactly Set; in a cluster it will
-// return before replicas (or the owning node) have the write, so an error
-// there may go unreported.
+// unsafe_set): Set at AckNone. On a single node it is exactly Set; in a
+// cluster it returns before the partition's replicas have the write, so
+// a failure of the primary right after may lose it.
 func (m *Map) UnsafeSet(ctx context.Context, key string, value []byte, opts ...SetOption) error {
+	if m.n.clustered {
+		if err := m.n.check(ctx); err != nil {
+			return err
+		}
+		p, err := ResolveSetOptions(opts)
+		if err != nil {
+			return err
+		}
+		_, err = m.WithAck(AckNone).cSet(ctx, "UNSAFESET", key, value, p)
+		return err
+	}
 	return m.Set(ctx, key, value, opts...)
 }
 
@@ -111,6 +133,10 @@ func (m *Map) UnsafeSet(ctx context.Context, key string, value []byte, opts ...S
 func (m *Map) Delete(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
+	}
+	if m.n.clustered {
+		n, err := m.integer(ctx, b("DEL"), b(key))
+		return n > 0, err
 	}
 	return m.sm.Delete(bytesOf(key)), nil
 }
@@ -122,6 +148,10 @@ func (m *Map) DeleteSeq(ctx context.Context, key string, seq uint64) (bool, erro
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
+	if m.n.clustered {
+		n, err := m.integer(ctx, b("DELSEQ"), utoa(seq), b(key))
+		return n > 0, err
+	}
 	ok, err := m.sm.DeleteSeq(bytesOf(key), seq)
 	return ok, publicError(err)
 }
@@ -130,6 +160,10 @@ func (m *Map) DeleteSeq(ctx context.Context, key string, seq uint64) (bool, erro
 func (m *Map) Contains(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
+	}
+	if m.n.clustered {
+		n, err := m.integer(ctx, b("EXISTS"), b(key))
+		return n > 0, err
 	}
 	return m.sm.Contains(bytesOf(key)), nil
 }
@@ -140,7 +174,16 @@ func (m *Map) TTL(ctx context.Context, key string) (time.Duration, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
 	}
-	switch ms := m.sm.TTL(bytesOf(key)); ms {
+	ms := int64(0)
+	if m.n.clustered {
+		var err error
+		if ms, err = m.integer(ctx, b("PTTL"), b(key)); err != nil {
+			return 0, err
+		}
+	} else {
+		ms = m.sm.TTL(bytesOf(key))
+	}
+	switch ms {
 	case -2:
 		return 0, ErrNotFound
 	case -1:
@@ -156,6 +199,11 @@ func (m *Map) TTL(ctx context.Context, key string) (time.Duration, error) {
 func (m *Map) Expire(ctx context.Context, key string, d time.Duration) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
+	}
+	if m.n.clustered {
+		// PEXPIRE with 0 deletes the key, as a past time does here.
+		n, err := m.integer(ctx, b("PEXPIRE"), b(key), itoa(expireMillis(d)))
+		return n > 0, err
 	}
 	now := m.now()
 	at := now + expireMillis(d)
@@ -188,6 +236,10 @@ func (m *Map) Persist(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
+	if m.n.clustered {
+		n, err := m.integer(ctx, b("PERSIST"), b(key))
+		return n > 0, err
+	}
 	done := false
 	err := m.sm.Mutate(bytesOf(key), func(cur store.Entry, exists bool) (store.Mutation, error) {
 		if !exists || cur.ExpireAt == 0 {
@@ -212,6 +264,9 @@ func (m *Map) Incr(ctx context.Context, key string) (int64, error) {
 func (m *Map) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
+	}
+	if m.n.clustered {
+		return m.integer(ctx, b("INCRBY"), b(key), itoa(delta))
 	}
 	var result int64
 	var buf [20]byte
@@ -251,6 +306,12 @@ func parseInt(b []byte) (int64, bool) {
 // changes nothing; the batch is not atomic otherwise (a full map or memory
 // bound can stop it part way, and the count says how far it got). An empty
 // batch does nothing, not even check the sequence.
+//
+// In a cluster the batch is split by partition and each part written on
+// its primary (PUTALL): a failure part-way returns 0 with the error, as
+// the parts' counts cannot be told apart then. A TTL with a fraction of
+// a second is written item by item (PUTALL has whole seconds), and with
+// WithSeq is refused.
 func (m *Map) PutAll(ctx context.Context, items []KV, opts ...SetOption) (int, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
@@ -258,6 +319,9 @@ func (m *Map) PutAll(ctx context.Context, items []KV, opts ...SetOption) (int, e
 	p, err := ResolvePutAllOptions(opts)
 	if err != nil || len(items) == 0 {
 		return 0, err
+	}
+	if m.n.clustered {
+		return m.cPutAll(ctx, items, p)
 	}
 	o := store.SetOptions{Seq: p.Seq, HasSeq: p.HasSeq}
 	if p.TTL > 0 {
@@ -277,6 +341,9 @@ func (m *Map) GetAll(ctx context.Context, keys []string) (found map[string][]byt
 	if err := m.n.check(ctx); err != nil {
 		return nil, nil, err
 	}
+	if m.n.clustered {
+		return m.cGetAll(ctx, keys)
+	}
 	found = make(map[string][]byte, len(keys))
 	for _, k := range keys {
 		if v, ok := m.sm.Get(nil, bytesOf(k)); ok {
@@ -294,6 +361,9 @@ func (m *Map) RemoveItems(ctx context.Context, keys []string) (map[string][]byte
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
+	if m.n.clustered {
+		return m.cRemoveItems(ctx, keys, 0, false)
+	}
 	return m.removeItems(keys), nil
 }
 
@@ -306,6 +376,9 @@ func (m *Map) RemoveItemsSeq(ctx context.Context, keys []string, seq uint64) (ma
 	}
 	if len(keys) == 0 {
 		return map[string][]byte{}, nil
+	}
+	if m.n.clustered {
+		return m.cRemoveItems(ctx, keys, seq, true)
 	}
 	if err := m.sm.CheckSequence(seq); err != nil {
 		return nil, publicError(err)
@@ -330,6 +403,9 @@ func (m *Map) Keys(ctx context.Context, pattern string) ([]string, error) {
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
+	if m.n.clustered {
+		return m.cKeys(ctx, pattern)
+	}
 	keys := m.sm.Keys(globPattern(pattern))
 	out := make([]string, len(keys))
 	for i, k := range keys {
@@ -351,6 +427,9 @@ func (m *Map) Values(ctx context.Context) ([][]byte, error) {
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
+	if m.n.clustered {
+		return m.cValues(ctx)
+	}
 	items := m.sm.Items(nil, 0)
 	out := make([][]byte, len(items))
 	for i, it := range items {
@@ -371,7 +450,16 @@ func (m *Map) Scan(ctx context.Context, cursor uint64, pattern string, count int
 	if cursor >= uint64(m.n.st.Partitions()) {
 		return nil, 0, nil // as Redis: an unknown cursor ends the scan
 	}
-	keys, next := m.sm.Scan(cursor, globPattern(pattern), count)
+	var keys [][]byte
+	var next uint64
+	if m.n.clustered {
+		var err error
+		if keys, next, err = m.cScan(ctx, cursor, pattern, count); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		keys, next = m.sm.Scan(cursor, globPattern(pattern), count)
+	}
 	out := make([]string, len(keys))
 	for i, k := range keys {
 		out[i] = string(k)
@@ -386,7 +474,14 @@ func (m *Map) Scan(ctx context.Context, cursor uint64, pattern string, count int
 // seen; every item present for the whole walk is seen exactly once.
 // The walk stops early when ctx is done or the node is closed: check
 // ctx.Err() after the loop when that matters.
+//
+// In a cluster a partition's values are read together, before its first
+// item is yielded, and the walk also stops (logging why) if the cluster
+// cannot answer for a page within its request timeout.
 func (m *Map) All(ctx context.Context) iter.Seq2[string, []byte] {
+	if m.n.clustered {
+		return m.cAll(ctx)
+	}
 	return func(yield func(string, []byte) bool) {
 		m.walk(ctx, nil, func(k []byte) bool {
 			v, ok := m.sm.Get(nil, k) // counted in Stats as a read
@@ -401,6 +496,9 @@ func (m *Map) All(ctx context.Context) iter.Seq2[string, []byte] {
 // KeysSeq iterates over the keys matching a Redis glob pattern ("" or
 // "*": all) the way All iterates over items.
 func (m *Map) KeysSeq(ctx context.Context, pattern string) iter.Seq[string] {
+	if m.n.clustered {
+		return m.cKeysSeq(ctx, pattern)
+	}
 	return func(yield func(string) bool) {
 		m.walk(ctx, globPattern(pattern), func(k []byte) bool { return yield(string(k)) })
 	}
@@ -439,6 +537,10 @@ func (m *Map) EvictSince(ctx context.Context, age time.Duration) (int, error) {
 	if age < 0 {
 		return 0, fmt.Errorf("engram: EvictSince age must not be negative, got %v", age)
 	}
+	if m.n.clustered {
+		n, err := m.integer(ctx, b("EVICTSINCE"), itoa(int64(age/time.Second)))
+		return int(n), err
+	}
 	return m.sm.EvictSince(int64(age / time.Second)), nil
 }
 
@@ -446,6 +548,10 @@ func (m *Map) EvictSince(ctx context.Context, age time.Duration) (int, error) {
 // event per key.
 func (m *Map) Clear(ctx context.Context) error {
 	if err := m.n.check(ctx); err != nil {
+		return err
+	}
+	if m.n.clustered {
+		_, err := m.do(ctx, b("CLEAR"))
 		return err
 	}
 	m.sm.Clear(false)
@@ -462,13 +568,27 @@ func (m *Map) SetMaxTTL(ctx context.Context, d time.Duration) error {
 	if d < 0 {
 		return errors.New("engram: max TTL must not be negative")
 	}
-	return m.sm.SetMaxTTL(int64(roundUp(d, time.Second) / time.Second))
+	secs := int64(roundUp(d, time.Second) / time.Second)
+	if m.n.clustered {
+		if _, err := m.do(ctx, b("SETMAXTTL"), itoa(secs)); err != nil {
+			return err
+		}
+		// The cluster sets it on the nodes that lead partitions; this
+		// node may lead none (a client-role node, a new member), and
+		// reads its own setting in MaxTTL.
+		return m.sm.SetMaxTTL(secs)
+	}
+	return m.sm.SetMaxTTL(secs)
 }
 
 // MaxTTL returns the map's max TTL, 0 if it has none.
 func (m *Map) MaxTTL(ctx context.Context) (time.Duration, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
+	}
+	if m.n.clustered {
+		secs, err := m.integer(ctx, b("MAXTTL"))
+		return time.Duration(secs) * time.Second, err
 	}
 	return time.Duration(m.sm.MaxTTL()) * time.Second, nil
 }
@@ -483,6 +603,12 @@ func (m *Map) SetMaxKeys(ctx context.Context, n int64) error {
 	if n < 0 {
 		return errors.New("engram: max keys must not be negative")
 	}
+	if m.n.clustered {
+		if _, err := m.do(ctx, b("SETMAXKEYS"), itoa(n)); err != nil {
+			return err
+		}
+		return m.sm.SetMaxKeys(n) // as in SetMaxTTL
+	}
 	return m.sm.SetMaxKeys(n)
 }
 
@@ -493,6 +619,9 @@ func (m *Map) Sequence(ctx context.Context) (seq uint64, ok bool, err error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, false, err
 	}
+	if m.n.clustered {
+		return m.cSequence(ctx)
+	}
 	seq, ok = m.sm.Sequence()
 	return seq, ok, nil
 }
@@ -502,6 +631,9 @@ func (m *Map) Sequence(ctx context.Context) (seq uint64, ok bool, err error) {
 func (m *Map) Len(ctx context.Context) (int64, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
+	}
+	if m.n.clustered {
+		return m.integer(ctx, b("MAPSIZE"))
 	}
 	return m.sm.Len(), nil
 }

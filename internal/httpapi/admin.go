@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,7 +22,7 @@ type named struct {
 // mapList returns the maps holding keys or settings (jc maps()) and the
 // response encoding for their names.
 func (a *api) mapList(r *http.Request, keep func(*store.Map) bool) ([]named, encoding, error) {
-	q, err := query(r, "encoding")
+	q, err := query(r, "encoding", paramConsistent)
 	if err != nil {
 		return nil, encUTF8, err
 	}
@@ -78,7 +77,7 @@ type mapInfo struct {
 }
 
 func (a *api) mapInfo(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	var info mapInfo
@@ -141,7 +140,7 @@ func (a *api) sequences(w http.ResponseWriter, r *http.Request) error {
 // sequence is jc_s sequence(Map): 0 with "has_sequence": false when the
 // map has seen no sequence-checked operation.
 func (a *api) sequence(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	var seq uint64
@@ -196,17 +195,9 @@ func (a *api) mapSetting(name string, get func(*store.Map) int64, set func(*stor
 		if err != nil {
 			return err
 		}
-		var in map[string]json.Number
-		if err := decodeSettings(body, &in); err != nil {
+		n, err := settingValue(body, name)
+		if err != nil {
 			return err
-		}
-		raw, ok := in[name]
-		if !ok || len(in) != 1 {
-			return badRequest("body must be {%q: N}", name)
-		}
-		n, err := strconv.ParseInt(raw.String(), 10, 64)
-		if err != nil || n < 0 {
-			return badRequest("%s must be a non-negative integer, got %s", name, raw)
 		}
 		m, err := a.open(r)
 		if err != nil {
@@ -218,6 +209,24 @@ func (a *api) mapSetting(name string, get func(*store.Map) int64, set func(*stor
 		return writeJSON(w, map[string]int64{name: get(m)})
 	}
 	return getH, putH
+}
+
+// settingValue reads the body {"<name>": N} of a per-map setting: N is a
+// non-negative integer.
+func settingValue(body []byte, name string) (int64, error) {
+	var in map[string]json.Number
+	if err := decodeSettings(body, &in); err != nil {
+		return 0, err
+	}
+	raw, ok := in[name]
+	if !ok || len(in) != 1 {
+		return 0, badRequest("body must be {%q: N}", name)
+	}
+	n, err := strconv.ParseInt(raw.String(), 10, 64)
+	if err != nil || n < 0 {
+		return 0, badRequest("%s must be a non-negative integer, got %s", name, raw)
+	}
+	return n, nil
 }
 
 // settings is the run-time memory configuration.
@@ -380,50 +389,51 @@ func (a *api) nodes(w http.ResponseWriter, r *http.Request) error {
 // routes registers every route. Map names are one path segment ({map});
 // the key is the rest of the path ({key...}).
 func (a *api) routes() {
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	a.mux.HandleFunc("GET /healthz", a.healthz)
 	if a.met != nil {
 		a.mux.Handle("GET /metrics", a.authenticated(a.met.Handler()))
 	}
 
+	// Data routes have a standalone handler (the store, directly) and a
+	// cluster one (the same command through the cluster, cluster.go).
+	c := a.clustered
 	const key = "/v1/maps/{map}/keys/{key...}"
-	a.handle("GET "+key, a.getValue)
-	a.handle("HEAD "+key, a.headValue)
-	a.handle("PUT "+key, a.putValue)
-	a.handle("DELETE "+key, a.deleteValue)
-	a.handle("GET /v1/maps/{map}/exists/{key...}", a.exists)
-	a.handle("GET /v1/maps/{map}/ttl/{key...}", a.getTTL)
-	a.handle("POST /v1/maps/{map}/expire/{key...}", a.expire)
-	a.handle("POST /v1/maps/{map}/persist/{key...}", a.persist)
-	a.handle("POST /v1/maps/{map}/incr/{key...}", a.incr)
+	a.handle("GET "+key, c(a.getValue, a.cGetValue))
+	a.handle("HEAD "+key, c(a.headValue, a.cHeadValue))
+	a.handle("PUT "+key, c(a.putValue, a.cPutValue))
+	a.handle("DELETE "+key, c(a.deleteValue, a.cDeleteValue))
+	a.handle("GET /v1/maps/{map}/exists/{key...}", c(a.exists, a.cExists))
+	a.handle("GET /v1/maps/{map}/ttl/{key...}", c(a.getTTL, a.cGetTTL))
+	a.handle("POST /v1/maps/{map}/expire/{key...}", c(a.expire, a.cExpire))
+	a.handle("POST /v1/maps/{map}/persist/{key...}", c(a.persist, a.cPersist))
+	a.handle("POST /v1/maps/{map}/incr/{key...}", c(a.incr, a.cIncr))
 
-	a.handle("POST /v1/maps/{map}/get_all", a.getAll)
-	a.handle("POST /v1/maps/{map}/put_all", a.putAll)
-	a.handle("POST /v1/maps/{map}/remove_items", a.removeItems)
-	a.handle("GET /v1/maps/{map}/keys", a.listKeys)
-	a.handle("GET /v1/maps/{map}/values", a.listValues(false))
-	a.handle("GET /v1/maps/{map}/items", a.listValues(true))
-	a.handle("POST /v1/maps/{map}/evict_since", a.evictSince)
-	a.handle("DELETE /v1/maps/{map}", a.clearMap)
-	a.handle("POST /v1/flush", a.flush)
+	a.handle("POST /v1/maps/{map}/get_all", c(a.getAll, a.cGetAll))
+	a.handle("POST /v1/maps/{map}/put_all", c(a.putAll, a.cPutAll))
+	a.handle("POST /v1/maps/{map}/remove_items", c(a.removeItems, a.cRemoveItems))
+	a.handle("GET /v1/maps/{map}/keys", c(a.listKeys, a.cListKeys))
+	a.handle("GET /v1/maps/{map}/values", c(a.listValues(false), a.cListValues(false)))
+	a.handle("GET /v1/maps/{map}/items", c(a.listValues(true), a.cListValues(true)))
+	a.handle("POST /v1/maps/{map}/evict_since", c(a.evictSince, a.cEvictSince))
+	a.handle("DELETE /v1/maps/{map}", c(a.clearMap, a.cClearMap))
+	a.handle("POST /v1/flush", c(a.flush, a.cFlush))
 
-	a.handle("GET /v1/maps", a.maps)
-	a.handle("GET /v1/maps/{map}", a.mapInfo)
-	a.handle("GET /v1/cache_size", a.cacheSize)
-	a.handle("GET /v1/sequences", a.sequences)
-	a.handle("GET /v1/maps/{map}/sequence", a.sequence)
+	a.handle("GET /v1/maps", c(a.maps, a.cMaps))
+	a.handle("GET /v1/maps/{map}", c(a.mapInfo, a.cMapInfo))
+	a.handle("GET /v1/cache_size", c(a.cacheSize, a.cCacheSize))
+	a.handle("GET /v1/sequences", c(a.sequences, a.cSequences))
+	a.handle("GET /v1/maps/{map}/sequence", c(a.sequence, a.cSequence))
 	a.handle("GET /v1/max_ttls", a.maxTTLs)
 	getTTL, putTTL := a.mapSetting("max_ttl", (*store.Map).MaxTTL, (*store.Map).SetMaxTTL)
 	a.handle("GET /v1/maps/{map}/max_ttl", getTTL)
-	a.handle("PUT /v1/maps/{map}/max_ttl", putTTL)
+	a.handle("PUT /v1/maps/{map}/max_ttl", c(putTTL, a.cPutSetting("max_ttl", "SETMAXTTL", (*store.Map).SetMaxTTL)))
 	getKeys, putKeys := a.mapSetting("max_keys", (*store.Map).MaxKeys, (*store.Map).SetMaxKeys)
 	a.handle("GET /v1/maps/{map}/max_keys", getKeys)
-	a.handle("PUT /v1/maps/{map}/max_keys", putKeys)
+	a.handle("PUT /v1/maps/{map}/max_keys", c(putKeys, a.cPutSetting("max_keys", "SETMAXKEYS", (*store.Map).SetMaxKeys)))
 	a.handle("GET /v1/config", a.getConfig)
 	a.handle("PATCH /v1/config", a.patchConfig)
 	a.handle("GET /v1/stats", a.stats)
 	a.handle("GET /v1/up", a.up)
 	a.handle("GET /v1/nodes", a.nodes)
+	a.handle("GET /v1/cluster", a.clusterView)
 }

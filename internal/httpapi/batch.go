@@ -22,7 +22,7 @@ func (a *api) batch(w http.ResponseWriter, r *http.Request, list string) (batchB
 
 // getAll is jc get_all: the found items and the keys that missed.
 func (a *api) getAll(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "encoding")
+	q, err := query(r, "encoding", paramConsistent)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (a *api) putAll(w http.ResponseWriter, r *http.Request) error {
 // removeItems is jc remove_items (and jc_s remove_items with seq): it
 // deletes the keys and returns the items it removed.
 func (a *api) removeItems(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "seq", "encoding")
+	q, err := query(r, "seq", "encoding", paramAck)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func pairs(list []store.KV) func(func([]byte) bool) {
 // cursor on (see store.Map.Scan), and the cursor to continue from, 0 at
 // the end. Every key present for the whole listing appears exactly once.
 func (a *api) page(r *http.Request) (q url.Values, keys [][]byte, m *store.Map, next uint64, err error) {
-	if q, err = query(r, "cursor", "match", "count", "encoding"); err != nil {
+	if q, err = query(r, "cursor", "match", "count", "encoding", paramConsistent); err != nil {
 		return
 	}
 	if _, err = responseEncoding(q, func(func([]byte) bool) {}); err != nil {
@@ -238,7 +238,7 @@ func (a *api) listValues(withKeys bool) handlerFunc {
 // evictSince is jc evict_map_since: it removes the items created more than
 // age seconds ago.
 func (a *api) evictSince(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "age")
+	q, err := query(r, "age", paramAck)
 	if err != nil {
 		return err
 	}
@@ -258,7 +258,7 @@ func (a *api) evictSince(w http.ResponseWriter, r *http.Request) error {
 
 // clearMap is jc clear: it empties one map; silent sends no delete events.
 func (a *api) clearMap(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "silent")
+	q, err := query(r, "silent", paramAck)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func (a *api) clearMap(w http.ResponseWriter, r *http.Request) error {
 
 // flush is jc flush and flush(silent): it empties every map.
 func (a *api) flush(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "silent")
+	q, err := query(r, "silent", paramAck)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,9 @@ func TestPutAllGetAllRemoveItems(t *testing.T) {
 	if got := strings.TrimSpace(string(g.body)); got != `{"encoding":"utf8","found":[],"misses":["a"]}` {
 		t.Fatalf("get_all on a missing map: %s", got)
 	}
-	if _, ok := e.st.Lookup([]byte("ghost")); ok {
+	// (Through a cluster, reads run "in" their map, which the node opens:
+	// docs/http.md, Clusters.)
+	if _, ok := e.st.Lookup([]byte("ghost")); ok && !execMode {
 		t.Fatal("a read created a map")
 	}
 
@@ -264,8 +266,10 @@ func TestPutAllPartialFailure(t *testing.T) {
 	e.do("PUT", keyPath("m", "a"), []byte("1")).want(t, 200)
 	r := e.do("POST", "/v1/maps/m/put_all", []byte(`{"items":[{"key":"b","value":"2"},{"key":"c","value":"3"},{"key":"d","value":"4"}]}`))
 	r.wantError(t, 422, "map_full")
-	if v := r.json(t); v["written"] != 1.0 {
-		t.Fatalf("written %v, want 1: %s", v["written"], r.body)
+	// Through a cluster the parts of a batch answer separately and the
+	// count written before a failure is not known: "written" is absent.
+	if v := r.json(t); (!execMode && v["written"] != 1.0) || (execMode && v["written"] != nil) {
+		t.Fatalf("written %v, want 1 (none through a cluster): %s", v["written"], r.body)
 	}
 	e.do("GET", keyPath("m", "b"), nil).want(t, 200)
 	e.do("GET", keyPath("m", "c"), nil).wantError(t, 404, "not_found")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/engramdb/engram/internal/store"
 )
@@ -17,6 +19,10 @@ type apiError struct {
 	// written is reported with a put_all that failed part-way, so the
 	// client knows how many items went in before the error.
 	written *int
+	// retryAfter is the Retry-After header in seconds (0: none), for
+	// failures that pass by themselves (the cluster is moving partitions
+	// or electing a leader).
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -77,7 +83,11 @@ type errorBody struct {
 // writeError sends err as {"error":..., "code":...} with its status.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
-	if ae.status >= 500 {
+	switch {
+	case ae.status == http.StatusServiceUnavailable:
+		// The cluster is changing: expected now and then, and retried.
+		a.log.Warn("http request failed", "method", r.Method, "route", r.Pattern, "status", ae.status, "err", err)
+	case ae.status >= 500:
 		a.log.Error("http request failed", "method", r.Method, "route", r.Pattern, "status", ae.status, "err", err)
 	}
 	h := w.Header()
@@ -86,6 +96,9 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// have set for a success it did not reach.
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Length")
+	if ae.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
 	w.WriteHeader(ae.status)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: ae.msg, Code: ae.code, Written: ae.written})
 }
@@ -99,4 +112,45 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	// away): nothing useful can be answered then.
 	_ = enc.Encode(v)
 	return nil
+}
+
+// replyErrors maps the error prefix of a Redis-protocol reply (see
+// internal/server/errors.go) to a status and code, for the cluster path.
+var replyErrors = map[string]struct {
+	status     int
+	code       string
+	retryAfter int
+}{
+	"OOM":         {http.StatusInsufficientStorage, "oom", 0},
+	"OUTOFSEQ":    {http.StatusConflict, "out_of_sequence", 0},
+	"MAPFULL":     {http.StatusUnprocessableEntity, "map_full", 0},
+	"TRYAGAIN":    {http.StatusServiceUnavailable, "try_again", 1},
+	"CLUSTERDOWN": {http.StatusServiceUnavailable, "cluster_down", 1},
+	"CROSSSLOT":   {http.StatusBadRequest, "cross_slot", 0},
+}
+
+// replyError classifies the error reply msg of a command run through the
+// cluster (msg without the leading '-'). The prefixes of engine errors
+// become the statuses the standalone path gives for the same errors;
+// "ERR" replies are told apart by the store error's text that follows;
+// anything else is an internal error.
+func replyError(msg string) *apiError {
+	prefix, rest, _ := strings.Cut(msg, " ")
+	if e, ok := replyErrors[prefix]; ok {
+		text := rest
+		if e.retryAfter > 0 {
+			// TRYAGAIN and CLUSTERDOWN: the word says what happened.
+			text = msg
+		}
+		return &apiError{status: e.status, code: e.code, msg: text, retryAfter: e.retryAfter}
+	}
+	if prefix == "ERR" {
+		for _, e := range storeErrors {
+			if strings.HasPrefix(rest, e.err.Error()) {
+				return &apiError{status: e.status, code: e.code, msg: rest}
+			}
+		}
+		return &apiError{status: http.StatusInternalServerError, code: "internal", msg: rest}
+	}
+	return &apiError{status: http.StatusInternalServerError, code: "internal", msg: msg}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,8 +17,13 @@ import (
 	"time"
 
 	"github.com/engramdb/engram/internal/metrics"
+	"github.com/engramdb/engram/internal/server"
 	"github.com/engramdb/engram/internal/store"
 )
+
+// execMode makes newEnv serve the API's cluster path (Options.Exec)
+// through a RESP server over the test's store (TestThroughExec).
+var execMode bool
 
 // t0 is the manual clock's start, in Unix ms.
 const t0 = 1_700_000_000_000
@@ -54,6 +60,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { st.Close() })
 	o.api.Store = st
 	o.api.Clock = clk.Load
+	if execMode && o.api.Exec == nil {
+		// The cluster path, run by a standalone RESP server on the same
+		// store: every route goes through its Redis-protocol command.
+		srv, err := server.New(server.Options{Store: st, Clock: clk.Load})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.api.Exec = func(ctx context.Context, m string, args [][]byte, eo ExecOptions) []byte {
+			return srv.Do(ctx, m, args, false, eo.Ack, eo.Eventual)
+		}
+	}
 	e := &env{t: t, st: st, clk: clk}
 	if o.metrics {
 		e.met = metrics.New(metrics.Sources{Store: st})

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/metrics"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -55,6 +57,29 @@ type Options struct {
 	// absolute expiry times here and the store compares them with its own
 	// clock. Default: the wall clock.
 	Clock func() int64
+	// Exec, when set, makes the API a client of the cluster the node
+	// belongs to: every data route runs the equivalent Redis-protocol
+	// command through it (the node routes it to the owners of its keys,
+	// or scatters it over every primary and merges the replies) instead
+	// of reading and writing Store, which then only supplies this node's
+	// limits, settings and statistics. Exec must run args on map mapName
+	// as a client of the node would and return the raw reply in RESP2
+	// (an error reply for a failure). Nil: a standalone node, served from
+	// Store directly.
+	Exec func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	// Cluster, when set, describes the cluster as this node sees it, for
+	// GET /v1/cluster and /healthz (owners adds the partition table). Nil
+	// on a standalone node.
+	Cluster func(owners bool) cluster.View
+}
+
+// ExecOptions qualify one command run through Options.Exec.
+type ExecOptions struct {
+	// Ack is when a write returns: after every replica applied it (the
+	// default), after the primary did, or at once.
+	Ack cluster.Ack
+	// Eventual lets a read be served by a replica (possibly stale).
+	Eventual bool
 }
 
 // NodeInfo describes the node serving the API.
@@ -82,6 +107,8 @@ type api struct {
 	maxBody int64
 	clock   func() int64
 	mux     *http.ServeMux
+	exec    func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	cluster func(owners bool) cluster.View
 }
 
 // New returns the API handler for one node.
@@ -102,7 +129,7 @@ func New(o Options) (http.Handler, error) {
 		o.Clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	a := &api{st: o.Store, met: o.Metrics, node: o.NodeInfo, log: o.Logger,
-		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux()}
+		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster}
 	if o.Password != "" {
 		// Comparing fixed-size digests keeps the comparison constant-time
 		// in the password's length too.

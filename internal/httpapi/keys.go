@@ -46,7 +46,7 @@ func (a *api) ttlHeaders(w http.ResponseWriter, ttl int64) {
 
 // getValue is jc get: the raw value as the body.
 func (a *api) getValue(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	m, ok := a.lookup(r)
@@ -71,7 +71,7 @@ func (a *api) getValue(w http.ResponseWriter, r *http.Request) error {
 // headValue is jc contains_key as HEAD: 200 or 404 and the TTL headers,
 // without copying the value or counting a hit.
 func (a *api) headValue(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	m, ok := a.lookup(r)
@@ -90,7 +90,7 @@ func (a *api) headValue(w http.ResponseWriter, r *http.Request) error {
 
 // exists is jc contains_key as JSON.
 func (a *api) exists(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	m, ok := a.lookup(r)
@@ -129,7 +129,7 @@ func (a *api) putValue(w http.ResponseWriter, r *http.Request) error {
 
 // deleteValue is jc evict (and jc_s evict with seq).
 func (a *api) deleteValue(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "seq")
+	q, err := query(r, "seq", paramAck)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (a *api) deleteValue(w http.ResponseWriter, r *http.Request) error {
 // getTTL reports a key's remaining time to live as Redis's PTTL and TTL
 // do: -1 when it has none; 404 when the key is missing.
 func (a *api) getTTL(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramConsistent); err != nil {
 		return err
 	}
 	m, ok := a.lookup(r)
@@ -180,7 +180,7 @@ func (a *api) getTTL(w http.ResponseWriter, r *http.Request) error {
 // expire sets a key's expiry (Redis EXPIRE, PEXPIRE and PEXPIREAT). An
 // absolute time already past deletes the key, as in Redis.
 func (a *api) expire(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "ttl", "ttl_ms", "at_ms")
+	q, err := query(r, "ttl", "ttl_ms", "at_ms", paramAck)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (a *api) expire(w http.ResponseWriter, r *http.Request) error {
 // persist removes a key's own expiry (Redis PERSIST); the map's max TTL
 // still applies.
 func (a *api) persist(w http.ResponseWriter, r *http.Request) error {
-	if _, err := query(r); err != nil {
+	if _, err := query(r, paramAck); err != nil {
 		return err
 	}
 	m, ok := a.lookup(r)
@@ -251,7 +251,7 @@ func (a *api) persist(w http.ResponseWriter, r *http.Request) error {
 // value that is not a canonical 64-bit integer, or a sum that overflows,
 // is refused with 409.
 func (a *api) incr(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "by")
+	q, err := query(r, "by", paramAck)
 	if err != nil {
 		return err
 	}

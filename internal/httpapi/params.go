@@ -32,6 +32,9 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 			return nil, badRequest("query parameter %q given %d times", name, len(vals))
 		}
 	}
+	if _, err := execOptions(q); err != nil {
+		return nil, err
+	}
 	return q, nil
 }
 
@@ -109,7 +112,7 @@ func expiry(q url.Values, now int64) (int64, error) {
 }
 
 // writeParams are the query parameters of put and put_all.
-var writeParams = []string{"ttl", "ttl_ms", "keepttl", "nx", "xx", "seq"}
+var writeParams = []string{"ttl", "ttl_ms", "keepttl", "nx", "xx", "seq", paramAck}
 
 // setOptions reads the write options of put and put_all.
 func (a *api) setOptions(q url.Values) (store.SetOptions, error) {

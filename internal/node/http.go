@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/engramdb/engram/internal/httpapi"
@@ -20,16 +21,27 @@ func (n *Node) serverStats() metrics.ServerStats {
 	return out
 }
 
-// httpHandler builds the HTTP API with /metrics and /healthz.
+// httpHandler builds the HTTP API with /metrics and /healthz. On a
+// cluster member its data routes run their commands through the RESP
+// server's Do, routed as RESP clients' commands are, and it serves the
+// cluster's view and state.
 func (n *Node) httpHandler() (http.Handler, error) {
-	return httpapi.New(httpapi.Options{
+	o := httpapi.Options{
 		Store:    n.store,
 		Metrics:  n.metrics,
 		Password: n.cfg.Password,
 		Logger:   n.log.With("component", "http"),
+		Clock:    n.store.Now,
 		NodeInfo: func() httpapi.NodeInfo {
-			self := n.RESPAddr()
-			return httpapi.NodeInfo{ID: self, Version: Version, Active: []string{self}, Configured: []string{self}, StartedAt: n.started}
+			active, configured := n.Nodes()
+			return httpapi.NodeInfo{ID: n.ID(), Version: Version, Active: active, Configured: configured, StartedAt: n.started}
 		},
-	})
+	}
+	if n.cluster != nil {
+		o.Exec = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
+			return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
+		}
+		o.Cluster = n.cluster.view
+	}
+	return httpapi.New(o)
 }

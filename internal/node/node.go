@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/config"
 	"github.com/engramdb/engram/internal/metrics"
 	"github.com/engramdb/engram/internal/server"
@@ -33,6 +34,7 @@ type Node struct {
 	started        time.Time
 	wg             sync.WaitGroup
 	closeOnce      sync.Once
+	leaveOnce      sync.Once // the cluster is left once (Leave, Close)
 }
 
 // New builds a node from cfg (validated here) without opening listeners.
@@ -169,13 +171,35 @@ func (n *Node) HTTPAddr() string {
 }
 
 // Close stops the listeners, lets in-flight commands finish until ctx
-// expires, and stops the store's background jobs.
-func (n *Node) Close(ctx context.Context) error {
+// expires, and stops the store's background jobs. A cluster member first
+// leaves the cluster gracefully (it hands its partitions over, and the
+// others see it leave rather than fail).
+func (n *Node) Close(ctx context.Context) error { return n.shutdown(ctx, true) }
+
+// Kill stops the node as a crash would, as far as the cluster can tell: a
+// cluster member stops gossip without announcing that it leaves or
+// handing its partitions over, so the others detect a failure. It is for
+// tests of failures; Close is the way to stop a node.
+func (n *Node) Kill(ctx context.Context) error { return n.shutdown(ctx, false) }
+
+// Leave makes a cluster member leave the cluster gracefully (it hands
+// its partitions over, waiting up to 10 seconds, and tells the others it
+// leaves) without stopping its listeners; Close then stops the node. Close
+// leaves by itself: Leave is for callers whose deadline for in-flight
+// commands (Close's ctx) should start after the hand-over. It does nothing
+// on a standalone node or when called again.
+func (n *Node) Leave() { n.leave(true) }
+
+func (n *Node) leave(graceful bool) {
+	if n.cluster != nil {
+		n.leaveOnce.Do(func() { n.cluster.close(graceful) })
+	}
+}
+
+func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 	var errs []error
 	n.closeOnce.Do(func() {
-		if n.cluster != nil {
-			n.cluster.close(true)
-		}
+		n.leave(graceful)
 		if err := n.resp.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close RESP server: %w", err))
 		}
@@ -189,4 +213,69 @@ func (n *Node) Close(ctx context.Context) error {
 		n.log.Info("engram node stopped")
 	})
 	return errors.Join(errs...)
+}
+
+// Clustered reports whether the node is a cluster member (started with a
+// cluster secret).
+func (n *Node) Clustered() bool { return n.cluster != nil }
+
+// Do runs one command of the Redis protocol on map mapName as a client of
+// this node would, routed through the cluster when there is one, and
+// returns its raw reply (RESP3 when resp3 is set). ack is the write
+// acknowledgement level; eventual lets a read be served by a replica. The
+// HTTP and embedded Go APIs reach data on other nodes through it.
+func (n *Node) Do(ctx context.Context, mapName string, args [][]byte, resp3 bool, ack cluster.Ack, eventual bool) []byte {
+	return n.resp.Do(ctx, mapName, args, resp3, ack, eventual)
+}
+
+// ID returns the node's member ID in its cluster, or, on a standalone
+// node, its RESP address ("local" without a RESP listener).
+func (n *Node) ID() string {
+	if n.cluster != nil {
+		return n.cluster.id
+	}
+	if a := n.RESPAddr(); a != "" {
+		return a
+	}
+	return "local"
+}
+
+// Nodes returns the active and configured data nodes of the cluster,
+// sorted (jc cache_nodes); a standalone node lists itself in both.
+func (n *Node) Nodes() (active, configured []string) {
+	if n.cluster != nil {
+		return n.cluster.lists()
+	}
+	self := n.ID()
+	return []string{self}, []string{self}
+}
+
+// ClusterView describes the cluster as this node sees it (CLUSTER INFO,
+// GET /v1/cluster); owners adds the partition table. ok is false on a
+// standalone node.
+func (n *Node) ClusterView(owners bool) (v cluster.View, ok bool) {
+	if n.cluster == nil {
+		return cluster.View{}, false
+	}
+	return n.cluster.view(owners), true
+}
+
+// GossipAddr returns the cluster address other nodes join through (the
+// address --join names), or "" on a standalone node or before Start.
+func (n *Node) GossipAddr() string {
+	if n.cluster == nil || n.cluster.mem == nil {
+		return ""
+	}
+	return n.cluster.mem.Addr()
+}
+
+// OnNodeEvent calls fn for every change in the cluster's membership (a
+// node joined, failed or left) until the returned cancel is called. fn
+// runs on the gossip goroutine: it must not block. On a standalone node
+// nothing ever happens and cancel does nothing.
+func (n *Node) OnNodeEvent(fn func(NodeEvent)) (cancel func()) {
+	if n.cluster == nil {
+		return func() {}
+	}
+	return n.cluster.subscribe(fn)
 }
