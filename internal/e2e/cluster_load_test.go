@@ -16,6 +16,9 @@ import (
 // attempt in a ledger: acknowledged (+OK) or unknown (an error: the write
 // may or may not have been applied).
 
+// logTime formats times as the nodes' logs do (UTC), to match them.
+const logTime = "15:04:05.000000"
+
 // keyHist is what one key's writer knows about its writes.
 type keyHist struct {
 	acked   string   // the last acknowledged value
@@ -217,13 +220,15 @@ func (l *loadRun) startWriter(id int, prefix string, nkeys int, via *cnode) *wri
 			if i%5 == 0 {
 				other := l.next(via)
 				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				call := time.Now()
 				got, err := other.rdb.Get(ctx, key).Result()
 				cancel()
 				if k := classify(err); k != errNone {
 					l.failed(other, k, "GET "+key, err)
 				} else if got != val {
 					if l.stale.Add(1) <= 5 {
-						l.staleEx.Store(key, fmt.Sprintf("%s: wrote %q (acknowledged via %s), read %q via %s", key, val, via.name, got, other.name))
+						l.staleEx.Store(key, fmt.Sprintf("%s: wrote %q (acknowledged via %s at %s), then read %q via %s (%s to %s)",
+							key, val, via.name, now.UTC().Format(logTime), got, other.name, call.UTC().Format(logTime), time.Now().UTC().Format(logTime)))
 					}
 				}
 			}
