@@ -131,6 +131,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "signal", context.Cause(ctx))
+	// A cluster member hands its partitions over first (bounded by its
+	// own wait), so the grace period for in-flight commands starts after.
+	n.Leave()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Close(sctx); err != nil {

@@ -84,7 +84,7 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 					return err
 				}
 			}
-		case c.Eventual && slices.Contains(t.Owners[p], n.id):
+		case c.Eventual && slices.Contains(t.Owners[p], n.id) && n.Readable(p):
 		default:
 			return fmt.Errorf("%w: %s is not the primary of partition %d", ErrNotOwner, n.id, p)
 		}
@@ -206,7 +206,7 @@ func (n *Node) runOnce(ctx context.Context, t *ring.Table, addrs map[ring.NodeID
 	if len(own) == 0 {
 		return nil, fmt.Errorf("%w: partition %d", ErrNoTable, p)
 	}
-	if own[0] == n.id || (!c.Write && c.Eventual && slices.Contains(own, n.id)) {
+	if own[0] == n.id || (!c.Write && c.Eventual && slices.Contains(own, n.id) && n.Readable(p)) {
 		return nil, n.Local(ctx, p, c, local)
 	}
 	r := &Request{Op: OpCommand, Epoch: t.Epoch, Map: c.Map, Partition: uint64(p), Args: c.Args}
@@ -400,7 +400,7 @@ func (n *Node) serveCommand(ctx context.Context, t *ring.Table, r *Request) *Res
 		return &Response{Status: StatusError, Message: fmt.Sprintf("no partition %d", r.Partition)}
 	}
 	p := int(r.Partition)
-	if t.Primary(p) != n.id && !(c.Eventual && !c.Write && slices.Contains(t.Owners[p], n.id)) {
+	if t.Primary(p) != n.id && !(c.Eventual && !c.Write && slices.Contains(t.Owners[p], n.id) && n.Readable(p)) {
 		n.fenced.Add(1)
 		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("partition %d is led by %q", p, t.Primary(p))}
 	}

@@ -204,7 +204,7 @@ func (c *clusterNode) checkLease() error {
 func (c *clusterNode) compose() error {
 	var err error
 	c.data, err = cluster.New(cluster.Config{ID: ring.NodeID(c.id), Store: c.n.store, Transport: &c.tr,
-		Observer: c.obs, Handler: c.handler, Lease: c.checkLease})
+		Observer: c.obs, Handler: c.handler, Lease: c.checkLease, OnSynced: c.onSynced})
 	return err
 }
 
@@ -629,6 +629,11 @@ func (c *clusterNode) view(owners bool) cluster.View {
 		v.Members = append(v.Members, cluster.MemberView{ID: id, RESPAddr: m.RESPAddr, HTTPAddr: m.HTTPAddr,
 			DataAddr: m.DataAddr, Role: role, Alive: m.Alive, Manager: slices.Contains(voters, id),
 			Primaries: prim[ring.NodeID(id)], Replicas: repl[ring.NodeID(id)]})
+	}
+	for _, s := range c.data.Syncing() {
+		if !s.Done {
+			v.Syncing = append(v.Syncing, cluster.SyncView{Partition: s.Partition, To: string(s.Follower), Sent: s.SentRecords, Total: s.TotalRecords})
+		}
 	}
 	return v
 }
