@@ -23,6 +23,20 @@ import (
 	"github.com/engramdb/engram/internal/transport"
 )
 
+// controlRequest is a KindControl message: finished copies, or a map
+// setting, for the control plane's leader.
+type controlRequest struct {
+	Synced []control.SyncReport `json:"synced,omitempty"`
+	Map    *mapSetting          `json:"map,omitempty"`
+}
+
+// mapSetting changes one setting of a map's cluster configuration.
+type mapSetting struct {
+	Name    string `json:"name"`
+	Setting string `json:"setting"` // max_ttl or max_keys
+	Value   int64  `json:"value"`
+}
+
 // KindControl is the transport message kind of control-plane requests
 // between nodes (a primary reporting finished copies to the leader).
 const KindControl uint8 = 2
@@ -214,14 +228,17 @@ func (c *clusterNode) handle(ctx context.Context, from string, kind uint8, req [
 	case cluster.KindData:
 		return c.handler.Handle(ctx, from, kind, req)
 	case KindControl:
-		var reports []control.SyncReport
-		if err := json.Unmarshal(req, &reports); err != nil {
+		var cr controlRequest
+		if err := json.Unmarshal(req, &cr); err != nil {
 			return nil, fmt.Errorf("bad control request: %w", err)
 		}
-		if len(reports) > 100000 {
+		if len(cr.Synced) > 100000 {
 			return nil, errors.New("too many sync reports in one request")
 		}
-		n, err := c.ctl.MarkSynced(reports, 5*time.Second)
+		if cr.Map != nil {
+			return nil, c.applyMapConfig(cr.Map)
+		}
+		n, err := c.ctl.MarkSynced(cr.Synced, 5*time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -406,6 +423,7 @@ func (c *clusterNode) reconcile() {
 
 // onChange installs each new partition table in the data plane.
 func (c *clusterNode) onChange(st control.State) {
+	c.applyMaps(st.Maps)
 	if st.Table == nil || c.data == nil {
 		return
 	}
@@ -468,6 +486,11 @@ func (c *clusterNode) sendReports(batch []control.SyncReport) error {
 		_, err := c.ctl.MarkSynced(batch, 5*time.Second)
 		return err
 	}
+	return c.toLeader(controlRequest{Synced: batch})
+}
+
+// toLeader sends a control request to the control plane's leader.
+func (c *clusterNode) toLeader(cr controlRequest) error {
 	leader, _ := c.ctl.Leader()
 	if leader == "" {
 		return errors.New("no control-plane leader known")
@@ -476,11 +499,41 @@ func (c *clusterNode) sendReports(batch []control.SyncReport) error {
 	if !ok || m.DataAddr == "" {
 		return fmt.Errorf("no data address for leader %s", leader)
 	}
-	b, _ := json.Marshal(batch)
+	b, _ := json.Marshal(cr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := c.tr.Call(ctx, m.DataAddr, KindControl, b)
 	return err
+}
+
+// setMapConfig records a map setting cluster-wide (server MapConfig).
+func (c *clusterNode) setMapConfig(name, setting string, value int64) error {
+	ms := &mapSetting{Name: name, Setting: setting, Value: value}
+	if c.ctl.IsLeader() {
+		return c.applyMapConfig(ms)
+	}
+	if err := c.toLeader(controlRequest{Map: ms}); err != nil {
+		return fmt.Errorf("%w: cannot record the map setting in the control plane: %v", cluster.ErrUnreachable, err)
+	}
+	return nil
+}
+
+// applyMapConfig merges one setting into the map's configuration, as
+// the control plane's leader.
+func (c *clusterNode) applyMapConfig(ms *mapSetting) error {
+	if ms.Value < 0 || ms.Name == "" {
+		return fmt.Errorf("bad map setting %+v", *ms)
+	}
+	mc := c.ctl.State().Maps[ms.Name]
+	switch ms.Setting {
+	case "max_ttl":
+		mc.MaxTTL = ms.Value
+	case "max_keys":
+		mc.MaxKeys = ms.Value
+	default:
+		return fmt.Errorf("unknown map setting %q", ms.Setting)
+	}
+	return c.ctl.SetMapConfig(ms.Name, mc, 5*time.Second)
 }
 
 // subscribe registers fn for node events and returns its cancel func.
@@ -636,4 +689,25 @@ func (c *clusterNode) view(owners bool) cluster.View {
 		}
 	}
 	return v
+}
+
+// applyMaps brings this node's maps to the cluster's map settings.
+func (c *clusterNode) applyMaps(cfgs map[string]control.MapConfig) {
+	for name, mc := range cfgs {
+		m, err := c.n.store.OpenMap(name)
+		if err != nil {
+			c.log.Warn("cannot apply map settings", "map", name, "err", err)
+			continue
+		}
+		if m.MaxTTL() != mc.MaxTTL {
+			if err := m.SetMaxTTL(mc.MaxTTL); err != nil {
+				c.log.Warn("cannot apply max ttl", "map", name, "err", err)
+			}
+		}
+		if m.MaxKeys() != mc.MaxKeys {
+			if err := m.SetMaxKeys(mc.MaxKeys); err != nil {
+				c.log.Warn("cannot apply max keys", "map", name, "err", err)
+			}
+		}
+	}
 }

@@ -91,6 +91,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		sopts.Cluster = n.cluster.data
 		sopts.Nodes = n.cluster.lists
 		sopts.ClusterView = n.cluster.view
+		sopts.MapConfig = n.cluster.setMapConfig
 	}
 	n.resp, err = server.New(sopts)
 	if err != nil {

@@ -55,9 +55,6 @@ type route struct {
 	// first are a prefix every split part repeats.
 	first, last, step int
 	merge             merge
-	// once (routeScatter): run once per node, not per partition (node
-	// settings such as a map's max TTL).
-	once bool
 }
 
 var key1 = route{kind: routeKeys, first: 1, last: 1, step: 1}
@@ -97,8 +94,6 @@ var routes = map[string]route{
 	"mapsize":    {kind: routeScatter, merge: mergeSum},
 	"maps":       {kind: routeScatter, merge: mergeUnion},
 	"cachesize":  {kind: routeScatter, merge: mergeCacheSize},
-	"setmaxttl":  {kind: routeScatter, merge: mergeOK, once: true},
-	"setmaxkeys": {kind: routeScatter, merge: mergeOK, once: true},
 	"scan":       {kind: routeScan},
 }
 
@@ -286,11 +281,6 @@ func (s *Server) execScatter(ctx context.Context, fc *conn, cmd *command, parts 
 	saved, savedParts := fc.out, fc.parts
 	defer func() { fc.out, fc.parts = saved, savedParts }()
 	r := routes[cmd.name]
-	if r.once {
-		fc.out, fc.parts = nil, nil
-		cmd.fn(fc, args)
-		return fc.out, nil
-	}
 	if !cc.Write {
 		fc.out, fc.parts = nil, parts
 		err := s.cl.LocalParts(ctx, parts, cc, func() { cmd.fn(fc, args) })

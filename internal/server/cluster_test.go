@@ -36,19 +36,40 @@ func startCluster(t *testing.T, password string) *testCluster {
 		addrs[id] = "mem-" + string(id)
 	}
 	tc := &testCluster{network: network, ids: ids, addrs: addrs}
+	var stores []*store.Store
+	// mapConfig stands in for the control plane: a setting reaches every
+	// node's store.
+	mapConfig := func(name, setting string, v int64) error {
+		for _, st := range stores {
+			m, err := st.OpenMap(name)
+			if err != nil {
+				return err
+			}
+			if setting == "max_ttl" {
+				err = m.SetMaxTTL(v)
+			} else {
+				err = m.SetMaxKeys(v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, id := range ids {
 		obs := cluster.NewObserver()
 		st, err := store.New(store.Options{Partitions: partitions, Clock: clock.now, Observer: obs})
 		if err != nil {
 			t.Fatal(err)
 		}
+		stores = append(stores, st)
 		h := cluster.NewHandler()
 		tr := network.Node(addrs[id], h.Handle)
 		cn, err := cluster.New(cluster.Config{ID: id, Store: st, Transport: tr, Observer: obs, Handler: h})
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := New(Options{Store: st, Clock: clock.now, Password: password, Cluster: cn})
+		srv, err := New(Options{Store: st, Clock: clock.now, Password: password, Cluster: cn, MapConfig: mapConfig})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -431,6 +431,19 @@ func setMapSetting(c *conn, a [][]byte, bad string, set func(*store.Map, int64) 
 		c.storeErr(err)
 		return
 	}
+	if c.s.opts.MapConfig != nil && !c.forwarded {
+		// A cluster's map settings are cluster configuration: record them
+		// in the control plane, which applies them on every node (and on
+		// nodes that join later).
+		setting := "max_ttl"
+		if eq(a[0], "setmaxkeys") {
+			setting = "max_keys"
+		}
+		if err := c.s.opts.MapConfig(m.Name(), setting, n); err != nil {
+			c.clusterErr(err)
+			return
+		}
+	}
 	c.ok()
 }
 

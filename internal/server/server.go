@@ -50,6 +50,9 @@ type Options struct {
 	// ClusterView describes the cluster for CLUSTER INFO/NODES (owners:
 	// include the partition table); nil on a standalone node.
 	ClusterView func(owners bool) cluster.View
+	// MapConfig records a map setting ("max_ttl" seconds or "max_keys")
+	// cluster-wide (SETMAXTTL, SETMAXKEYS); nil on a standalone node.
+	MapConfig func(mapName, setting string, value int64) error
 }
 
 // Server serves the Redis protocol.
