@@ -168,8 +168,10 @@ func (l *loadRun) failed(n *cnode, k errKind, what string, err error) {
 
 // startWriter runs a writer of keys prefix:0..nkeys-1 through via (and
 // the next live node whenever a connection fails), setting unique values
-// in a loop; every 5th acknowledged write is read back through another
-// node (a consistent read must return it: nobody else writes the key).
+// in a loop; every acknowledged write is read back at once through
+// another node (a consistent read must return it: nobody else writes the
+// key; this is what catches a write acknowledged by a primary that is
+// being replaced).
 // A failed write is retried on the same key with a new value.
 func (l *loadRun) startWriter(id int, prefix string, nkeys int, via *cnode) *writer {
 	w := &writer{id: id, lastAck: time.Now()}
@@ -217,19 +219,17 @@ func (l *loadRun) startWriter(id int, prefix string, nkeys int, via *cnode) *wri
 			w.lastAck = now
 			w.acks.Add(1)
 			i++
-			if i%5 == 0 {
-				other := l.next(via)
-				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				call := time.Now()
-				got, err := other.rdb.Get(ctx, key).Result()
-				cancel()
-				if k := classify(err); k != errNone {
-					l.failed(other, k, "GET "+key, err)
-				} else if got != val {
-					if l.stale.Add(1) <= 5 {
-						l.staleEx.Store(key, fmt.Sprintf("%s: wrote %q (acknowledged via %s at %s), then read %q via %s (%s to %s)",
-							key, val, via.name, now.UTC().Format(logTime), got, other.name, call.UTC().Format(logTime), time.Now().UTC().Format(logTime)))
-					}
+			other := l.next(via)
+			rctx, rcancel := context.WithTimeout(context.Background(), opTimeout)
+			call := time.Now()
+			got, err := other.rdb.Get(rctx, key).Result()
+			rcancel()
+			if k := classify(err); k != errNone {
+				l.failed(other, k, "GET "+key, err)
+			} else if got != val {
+				if l.stale.Add(1) <= 5 {
+					l.staleEx.Store(key, fmt.Sprintf("%s: wrote %q (acknowledged via %s at %s), then read %q via %s (%s to %s)",
+						key, val, via.name, now.UTC().Format(logTime), got, other.name, call.UTC().Format(logTime), time.Now().UTC().Format(logTime)))
 				}
 			}
 		}
