@@ -28,6 +28,10 @@ type Member struct {
 type MapConfig struct {
 	MaxTTL  int64 `json:"max_ttl,omitempty"` // seconds; 0 = none
 	MaxKeys int64 `json:"max_keys,omitempty"`
+	// Version is the Raft log index that set this configuration: nodes
+	// that also receive settings directly (for immediate effect) apply a
+	// configuration only if it is newer than what they have.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Options configure a Control.
@@ -399,7 +403,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			f.state.Members[cmd.ID] = m
 		}
 	case opMapConfig:
-		f.state.Maps[cmd.Map] = *cmd.MapConfig
+		mc := *cmd.MapConfig
+		mc.Version = l.Index
+		f.state.Maps[cmd.Map] = mc
 	case opMarkSynced:
 		n := f.state.markSynced(cmd.Reports)
 		changed = n > 0

@@ -28,6 +28,9 @@ import (
 type controlRequest struct {
 	Synced []control.SyncReport `json:"synced,omitempty"`
 	Map    *mapSetting          `json:"map,omitempty"`
+	// Apply (leader to every member) is a committed map configuration to
+	// apply at once, before Raft's own delivery reaches the node.
+	Apply map[string]control.MapConfig `json:"apply,omitempty"`
 }
 
 // mapSetting changes one setting of a map's cluster configuration.
@@ -78,7 +81,8 @@ type clusterNode struct {
 	fast  bool
 
 	mu        sync.Mutex
-	left      map[string]bool // members that announced a graceful leave
+	left      map[string]bool   // members that announced a graceful leave
+	mapVer    map[string]uint64 // version of each map configuration applied
 	listeners map[int]func(NodeEvent)
 	nextL     int
 	reports   []control.SyncReport
@@ -181,7 +185,7 @@ func newClusterNode(n *Node) *clusterNode {
 	fast := isLoopback(n.cfg.ClusterAddr)
 	c := &clusterNode{n: n, id: newMemberID(name), secret: []byte(n.cfg.ClusterSecret),
 		obs: cluster.NewObserver(), handler: cluster.NewHandler(), fast: fast,
-		left: map[string]bool{}, listeners: map[int]func(NodeEvent){}, kick: make(chan struct{}, 1),
+		left: map[string]bool{}, mapVer: map[string]uint64{}, listeners: map[int]func(NodeEvent){}, kick: make(chan struct{}, 1),
 		stop: make(chan struct{})}
 	c.log = n.log.With("component", "cluster", "node", c.id)
 	// The lease: how long without hearing from the control plane's leader
@@ -237,6 +241,10 @@ func (c *clusterNode) handle(ctx context.Context, from string, kind uint8, req [
 		}
 		if cr.Map != nil {
 			return nil, c.applyMapConfig(cr.Map)
+		}
+		if cr.Apply != nil {
+			c.applyMaps(cr.Apply)
+			return nil, nil
 		}
 		n, err := c.ctl.MarkSynced(cr.Synced, 5*time.Second)
 		if err != nil {
@@ -533,7 +541,33 @@ func (c *clusterNode) applyMapConfig(ms *mapSetting) error {
 	default:
 		return fmt.Errorf("unknown map setting %q", ms.Setting)
 	}
-	return c.ctl.SetMapConfig(ms.Name, mc, 5*time.Second)
+	if err := c.ctl.SetMapConfig(ms.Name, mc, 5*time.Second); err != nil {
+		return err
+	}
+	// Committed: the leader's state has it with its version. Push it to
+	// every member now, so the setting holds everywhere when the command
+	// returns (Raft delivers it too, but followers apply a little later).
+	st := c.ctl.State()
+	cfg := map[string]control.MapConfig{ms.Name: st.Maps[ms.Name]}
+	c.applyMaps(cfg)
+	b, _ := json.Marshal(controlRequest{Apply: cfg})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for id, m := range st.Members {
+		if id == c.id || !m.Alive || m.DataAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.tr.Call(ctx, m.DataAddr, KindControl, b); err != nil {
+				c.log.Debug("map setting not pushed; the member gets it from the control plane", "member", id, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
 }
 
 // subscribe registers fn for node events and returns its cancel func.
@@ -693,7 +727,13 @@ func (c *clusterNode) view(owners bool) cluster.View {
 
 // applyMaps brings this node's maps to the cluster's map settings.
 func (c *clusterNode) applyMaps(cfgs map[string]control.MapConfig) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for name, mc := range cfgs {
+		if mc.Version != 0 && mc.Version <= c.mapVer[name] {
+			continue // already applied this one or a newer one
+		}
+		c.mapVer[name] = mc.Version
 		m, err := c.n.store.OpenMap(name)
 		if err != nil {
 			c.log.Warn("cannot apply map settings", "map", name, "err", err)
