@@ -57,7 +57,25 @@ type Log struct {
 	total    int64   // bytes appended (kept) since the log was created
 	next     uint64  // LSN the next append gets
 	fol      map[string]*follower
+	// lost lists LSN ranges (from, to] that a follower removed before
+	// acknowledging them may lack: a write in such a range cannot be
+	// acknowledged as on every replica (Wait fails), because the removed
+	// follower may be the partition's next primary. Bounded (oldest
+	// dropped): a write waits for seconds at most.
+	lost []lsnRange
 }
+
+// lsnRange is the LSNs after from, up to to included.
+type lsnRange struct{ from, to uint64 }
+
+// maxLost bounds Log.lost.
+const maxLost = 64
+
+// ErrFollowerRemoved means a follower was removed (the partition's owners
+// changed, or this node stopped leading it) before it acknowledged the
+// write waited on: the write may be missing from a copy, so it is not
+// acknowledged; its outcome is unknown.
+var ErrFollowerRemoved = errors.New("a replica was removed before acknowledging the write")
 
 // New returns an empty log whose first entry will get LSN 1. maxBytes
 // bounds the entries kept for lagging followers.
@@ -133,6 +151,14 @@ func (l *Log) SetFollowers(followers []string, from uint64) {
 		} else {
 			a := min(from, l.next-1)
 			keep[name] = &follower{acked: a, keep: a}
+		}
+	}
+	for name, f := range l.fol {
+		if _, ok := keep[name]; !ok && f.acked < l.next-1 {
+			l.lost = append(l.lost, lsnRange{f.acked, l.next - 1})
+			if len(l.lost) > maxLost {
+				l.lost = slices.Delete(l.lost, 0, len(l.lost)-maxLost)
+			}
 		}
 	}
 	l.fol = keep
@@ -243,10 +269,18 @@ func (l *Log) trim() {
 }
 
 // Wait blocks until every current follower has acknowledged lsn (ack=all
-// writes), or ctx ends. Followers removed meanwhile no longer count.
+// writes), or ctx ends. If a follower that had not acknowledged lsn was
+// removed (see SetFollowers) it fails with ErrFollowerRemoved: the write
+// may be missing from a copy that still counts elsewhere.
 func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 	for {
 		l.mu.Lock()
+		for _, r := range l.lost {
+			if r.from < lsn && lsn <= r.to {
+				l.mu.Unlock()
+				return fmt.Errorf("%w (lsn %d)", ErrFollowerRemoved, lsn)
+			}
+		}
 		done := true
 		for _, f := range l.fol {
 			if f.acked < lsn {

@@ -113,13 +113,18 @@ func TestBacklogBoundAndFollowerRemoval(t *testing.T) {
 	if err := l.Wait(ctx, l.Last()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait on a dead follower: %v", err)
 	}
-	// The control plane fails the follower over: waiters and the bound
-	// are released.
+	// The control plane fails the follower over: waiters are released,
+	// but not as acknowledged (the removed follower may lack the write,
+	// and may be the partition's next primary), and the bound is freed.
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(context.Background(), l.Last()) }()
 	l.SetFollowers(nil, 0)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if err := <-done; !errors.Is(err, ErrFollowerRemoved) {
+		t.Fatalf("wait when its follower was removed: %v", err)
+	}
+	// A write made after the removal waits for the current followers only.
+	if err := l.Wait(context.Background(), l.Append(put("after"))); err != nil {
+		t.Fatalf("wait after the removal, no followers: %v", err)
 	}
 	if l.Admit() != nil || l.Backlog() != 0 {
 		t.Fatalf("backlog %d after removing the follower", l.Backlog())
@@ -204,5 +209,27 @@ func TestRestartForSnapshot(t *testing.T) {
 	defer cancel2()
 	if err := l.Wait(ctx2, 12); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait for 12 with b at 10: %v", err) // b acknowledged 10 only
+	}
+}
+
+// A follower removed after acknowledging a write does not fail its waiter.
+func TestRemovalAfterAckIsHarmless(t *testing.T) {
+	l := New(1 << 20)
+	l.SetFollowers([]string{"a", "b"}, 0)
+	lsn := l.Append(put("x"))
+	if err := l.Ack("a", lsn); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ack("b", lsn); err != nil {
+		t.Fatal(err)
+	}
+	l.SetFollowers([]string{"a"}, 0)
+	if err := l.Wait(context.Background(), lsn); err != nil {
+		t.Fatalf("wait after removing a follower that had acknowledged: %v", err)
+	}
+	next := l.Append(put("y"))
+	l.SetFollowers(nil, 0) // a never acknowledged next
+	if err := l.Wait(context.Background(), next); !errors.Is(err, ErrFollowerRemoved) {
+		t.Fatalf("wait for a write the removed follower lacked: %v", err)
 	}
 }
