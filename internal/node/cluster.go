@@ -632,12 +632,10 @@ func (c *clusterNode) drain(timeout time.Duration) {
 	c.log.Warn("leaving before every partition was handed over", "waited", timeout)
 }
 
-// close leaves the cluster: gossip first (so others see a graceful
-// leave), then the control plane and the data plane.
+// close leaves the cluster (call drain first for a graceful stop): gossip
+// first (so others see a graceful leave), then the control plane and the
+// data plane.
 func (c *clusterNode) close(graceful bool) {
-	if graceful {
-		c.drain(10 * time.Second)
-	}
 	close(c.stop)
 	if c.mem != nil {
 		if graceful {

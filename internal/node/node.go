@@ -192,8 +192,11 @@ func (n *Node) Kill(ctx context.Context) error { return n.shutdown(ctx, false) }
 func (n *Node) Leave() { n.leave(true) }
 
 func (n *Node) leave(graceful bool) {
-	if n.cluster != nil {
-		n.leaveOnce.Do(func() { n.cluster.close(graceful) })
+	if n.cluster != nil && graceful {
+		// Hand the partitions over while still serving: clients connected
+		// here keep working (their commands are forwarded to the new
+		// owners) until the listeners close.
+		n.leaveOnce.Do(func() { n.cluster.drain(10 * time.Second) })
 	}
 }
 
@@ -201,6 +204,10 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		n.leave(graceful)
+		if !graceful && n.cluster != nil {
+			// A crash-like stop: vanish from the cluster before anything else.
+			n.cluster.close(false)
+		}
 		if err := n.resp.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close RESP server: %w", err))
 		}
@@ -208,6 +215,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 			if err := n.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("cannot close HTTP server: %w", err))
 			}
+		}
+		if graceful && n.cluster != nil {
+			n.cluster.close(true)
 		}
 		n.wg.Wait()
 		n.store.Close()
