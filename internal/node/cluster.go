@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,7 +331,11 @@ func (c *clusterNode) joinLoop(seeds []string) {
 			c.log.Info("joined the cluster", "through", seeds, "answered", n)
 			return
 		}
-		c.log.Warn("cannot join the cluster yet; retrying", "seeds", seeds, "err", err, "retry_in", backoff)
+		hint := ""
+		if err != nil && strings.Contains(err.Error(), "decrypt") {
+			hint = "the members refuse this node's gossip: is its cluster secret the cluster's?"
+		}
+		c.log.Warn("cannot join the cluster yet; retrying", "seeds", seeds, "err", err, "hint", hint, "retry_in", backoff)
 		select {
 		case <-c.stop:
 			return

@@ -196,7 +196,7 @@ func (s *Server) runKeys(c *conn, cmd *command, r route, args [][]byte) {
 	}
 	t := s.cl.Table()
 	if t == nil {
-		c.err("CLUSTERDOWN this node has no partition table yet")
+		c.err("TRYAGAIN this node has no partition table yet (joining the cluster)")
 		return
 	}
 	p0 := t.PartitionOf(args[first])
