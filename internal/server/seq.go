@@ -203,7 +203,7 @@ func (s *Server) clusterSeq(c *conn, cmd *command, args [][]byte) bool {
 func (s *Server) seqWrite(c *conn, seq uint64, name string, rest [][]byte) {
 	t := s.cl.Table()
 	if t == nil {
-		c.err("CLUSTERDOWN this node has no partition table yet")
+		c.err("TRYAGAIN this node has no partition table yet (joining the cluster)")
 		return
 	}
 	m := []byte(c.m.Name())
@@ -249,7 +249,7 @@ func (s *Server) runInternal(c *conn, p int, args [][]byte) ([]byte, bool) {
 func (s *Server) clusterSeqOf(c *conn, name []byte) (seq uint64, has, ok bool) {
 	t := s.cl.Table()
 	if t == nil {
-		c.err("CLUSTERDOWN this node has no partition table yet")
+		c.err("TRYAGAIN this node has no partition table yet (joining the cluster)")
 		return 0, false, false
 	}
 	reply, ok := s.runInternal(c, t.PartitionOf(name), [][]byte{[]byte("SEQGET"), name})
