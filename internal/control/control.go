@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/engramdb/engram/internal/netutil"
 )
 
 // Member is a node as the control plane records it.
@@ -98,11 +101,11 @@ func New(o Options) (*Control, error) {
 	}
 	trans := o.Transport
 	if trans == nil {
-		t, err := raft.NewTCPTransport(o.RaftAddr, nil, 3, 5*time.Second, io.Discard)
+		ln, err := net.Listen("tcp", o.RaftAddr)
 		if err != nil {
 			return nil, fmt.Errorf("cannot listen for raft on %s: %w", o.RaftAddr, err)
 		}
-		trans = t
+		trans = raft.NewNetworkTransport(&streamLayer{ln}, 3, 5*time.Second, io.Discard)
 	}
 	f := newFSM(o.Partitions, o.Copies, o.OnChange)
 	// The cache's configuration is rebuilt from live members after a full
@@ -120,6 +123,15 @@ func New(o Options) (*Control, error) {
 		}
 	}
 	return c, nil
+}
+
+// streamLayer is Raft's TCP stream layer, dialling peers from the address
+// this node listens on (netutil.LocalAddr).
+type streamLayer struct{ net.Listener }
+
+// Dial implements raft.StreamLayer.
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return netutil.Dialer(s.Addr().String(), string(addr), timeout).Dial("tcp", string(addr))
 }
 
 // Addr returns the address Raft peers use for this node.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/engramdb/engram/internal/netutil"
 )
 
 // Role says what a node does in the cluster.
@@ -147,6 +149,15 @@ func New(o Options) (*Membership, error) {
 			return nil, fmt.Errorf("membership: bad gossip address %q: %w", o.BindAddr, err)
 		}
 		cfg.BindAddr, cfg.BindPort = host, port
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port,
+			Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("cannot start gossip on %s: %w", o.BindAddr, err)
+		}
+		if port == 0 {
+			cfg.BindPort = nt.GetAutoBindPort()
+		}
+		cfg.Transport = &boundTransport{NetTransport: nt, listen: net.JoinHostPort(host, strconv.Itoa(cfg.BindPort))}
 		if adv := o.AdvertiseAddr; adv != "" {
 			ah, ap, err := splitHostPort(adv)
 			if err != nil {
@@ -338,3 +349,21 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = slogWriter{}
+
+// boundTransport is memberlist's network transport, dialling its TCP
+// streams from the gossip address (netutil.LocalAddr) as its UDP packets
+// already come from it.
+type boundTransport struct {
+	*memberlist.NetTransport
+	listen string
+}
+
+// DialTimeout implements memberlist.Transport.
+func (t *boundTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return netutil.Dialer(t.listen, addr, timeout).Dial("tcp", addr)
+}
+
+// DialAddressTimeout implements memberlist.NodeAwareTransport.
+func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/engramdb/engram/internal/netutil"
 )
 
 // Tuning that is not worth an option.
@@ -342,6 +344,9 @@ func (t *TCP) dial(addr string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, t.opts.DialTimeout)
 	defer cancel()
 	d := net.Dialer{KeepAliveConfig: keepAlive}
+	if la := netutil.LocalAddr(t.ln.Addr().String(), addr); la != nil {
+		d.LocalAddr = la // from the address peers know this node by
+	}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if t.ctx.Err() != nil {
