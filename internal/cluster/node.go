@@ -390,7 +390,7 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 			// now on wait for it.
 			lg.SetFollowers(fs, lg.Last())
 		} else if lg != nil {
-			lg.SetFollowers(nil, 0)
+			lg.Retire()
 		}
 		ps.primary.Store(primary)
 	}

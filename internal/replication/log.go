@@ -57,8 +57,8 @@ type Log struct {
 	total    int64   // bytes appended (kept) since the log was created
 	next     uint64  // LSN the next append gets
 	fol      map[string]*follower
-	// lost lists LSN ranges (from, to] that a follower removed before
-	// acknowledging them may lack: a write in such a range cannot be
+	// lost lists LSN ranges (from, to] that a follower removed by Retire
+	// before acknowledging them may lack: a write in such a range cannot be
 	// acknowledged as on every replica (Wait fails), because the removed
 	// follower may be the partition's next primary. Bounded (oldest
 	// dropped): a write waits for seconds at most.
@@ -153,15 +153,29 @@ func (l *Log) SetFollowers(followers []string, from uint64) {
 			keep[name] = &follower{acked: a, keep: a}
 		}
 	}
-	for name, f := range l.fol {
-		if _, ok := keep[name]; !ok && f.acked < l.next-1 {
+	l.fol = keep
+	l.trim()
+	l.broadcast()
+}
+
+// Retire removes every follower because this node no longer leads the
+// partition. Unlike followers dropped by SetFollowers (which are no longer
+// owners at all), a follower here may be the partition's next primary: a
+// write it had not acknowledged may be missing from the copy that now
+// counts, so its waiters fail with ErrFollowerRemoved rather than count
+// it as replicated.
+func (l *Log) Retire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.fol {
+		if f.acked < l.next-1 {
 			l.lost = append(l.lost, lsnRange{f.acked, l.next - 1})
 			if len(l.lost) > maxLost {
 				l.lost = slices.Delete(l.lost, 0, len(l.lost)-maxLost)
 			}
 		}
 	}
-	l.fol = keep
+	l.fol = map[string]*follower{}
 	l.trim()
 	l.broadcast()
 }
@@ -269,8 +283,9 @@ func (l *Log) trim() {
 }
 
 // Wait blocks until every current follower has acknowledged lsn (ack=all
-// writes), or ctx ends. If a follower that had not acknowledged lsn was
-// removed (see SetFollowers) it fails with ErrFollowerRemoved: the write
+// writes), or ctx ends. Followers dropped by SetFollowers no longer count
+// (they are no longer owners); if the log was retired (Retire) before a
+// follower acknowledged lsn, it fails with ErrFollowerRemoved: the write
 // may be missing from a copy that still counts elsewhere.
 func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 	for {

@@ -113,12 +113,12 @@ func TestBacklogBoundAndFollowerRemoval(t *testing.T) {
 	if err := l.Wait(ctx, l.Last()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait on a dead follower: %v", err)
 	}
-	// The control plane fails the follower over: waiters are released,
-	// but not as acknowledged (the removed follower may lack the write,
-	// and may be the partition's next primary), and the bound is freed.
+	// This node stops leading the partition: waiters are released, but
+	// not as acknowledged (the follower may lack the write and may be the
+	// partition's next primary), and the bound is freed.
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(context.Background(), l.Last()) }()
-	l.SetFollowers(nil, 0)
+	l.Retire()
 	if err := <-done; !errors.Is(err, ErrFollowerRemoved) {
 		t.Fatalf("wait when its follower was removed: %v", err)
 	}
@@ -227,9 +227,18 @@ func TestRemovalAfterAckIsHarmless(t *testing.T) {
 	if err := l.Wait(context.Background(), lsn); err != nil {
 		t.Fatalf("wait after removing a follower that had acknowledged: %v", err)
 	}
+	// A follower dropped while this node still leads is no longer an
+	// owner: writes stop waiting for it.
 	next := l.Append(put("y"))
-	l.SetFollowers(nil, 0) // a never acknowledged next
-	if err := l.Wait(context.Background(), next); !errors.Is(err, ErrFollowerRemoved) {
-		t.Fatalf("wait for a write the removed follower lacked: %v", err)
+	l.SetFollowers(nil, 0)
+	if err := l.Wait(context.Background(), next); err != nil {
+		t.Fatalf("wait after dropping a non-owner: %v", err)
+	}
+	// Retiring (no longer the primary) fails a write a follower lacked.
+	l.SetFollowers([]string{"a"}, next)
+	last := l.Append(put("z"))
+	l.Retire()
+	if err := l.Wait(context.Background(), last); !errors.Is(err, ErrFollowerRemoved) {
+		t.Fatalf("wait for a write the retired follower lacked: %v", err)
 	}
 }
