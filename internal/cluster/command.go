@@ -30,6 +30,10 @@ type Command struct {
 	// Eventual allows a read to be served by any owner's copy (READONLY
 	// connections), which may be stale.
 	Eventual bool
+	// NearKey, for an eventual single-key read whose reply depends only
+	// on that key's value (GET), names the key: with a near cache the
+	// reply may be served from, and kept in, this node's near cache.
+	NearKey []byte
 }
 
 // Executor runs commands this node received from other nodes. The front
@@ -211,7 +215,23 @@ func (n *Node) runOnce(ctx context.Context, t *ring.Table, addrs map[ring.NodeID
 	}
 	r := &Request{Op: OpCommand, Epoch: t.Epoch, Map: c.Map, Partition: uint64(p), Args: c.Args}
 	n.commandFlags(r, c)
-	return n.call(ctx, own[0], addrs[own[0]], t, r)
+	if n.near == nil || c.NearKey == nil || !c.Eventual || c.Write {
+		return n.call(ctx, own[0], addrs[own[0]], t, r)
+	}
+	nk := nearKey{m: c.Map, k: string(c.NearKey), resp3: c.RESP3}
+	if reply, ok := n.near.get(nk); ok {
+		return reply, nil
+	}
+	token := n.near.begin(nk)
+	r.Flags |= FlagNearCache
+	resp, err := n.callResp(ctx, own[0], addrs[own[0]], t, r)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Flags&FlagCacheable != 0 && len(resp.Value) > 0 && resp.Value[0] != '-' {
+		n.near.store(nk, token, resp.Value)
+	}
+	return resp.Value, nil
 }
 
 func (n *Node) commandFlags(r *Request, c *Command) {
@@ -229,6 +249,15 @@ func (n *Node) commandFlags(r *Request, c *Command) {
 
 // call sends r to node to and returns the reply bytes of a command.
 func (n *Node) call(ctx context.Context, to ring.NodeID, addr string, t *ring.Table, r *Request) ([]byte, error) {
+	resp, err := n.callResp(ctx, to, addr, t, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Value, nil
+}
+
+// callResp is call returning the whole response.
+func (n *Node) callResp(ctx context.Context, to ring.NodeID, addr string, t *ring.Table, r *Request) (*Response, error) {
 	if d, ok := ctx.Deadline(); ok {
 		// The owner stops waiting a little before we do, so its answer
 		// (say, replicas too slow) reaches us.
@@ -249,10 +278,7 @@ func (n *Node) call(ctx context.Context, to ring.NodeID, addr string, t *ring.Ta
 	if resp.Status == StatusRetry && resp.Code == CodeNoQuorum {
 		return nil, fmt.Errorf("%w: %s: %s", ErrNoQuorum, to, resp.Message)
 	}
-	if _, err := responseError(resp, to); err != nil {
-		return nil, err
-	}
-	return resp.Value, nil
+	return responseError(resp, to)
 }
 
 // Scatter runs c over every partition: the primary of each answers for
@@ -365,7 +391,7 @@ func (n *Node) scatterOnce(ctx context.Context, t *ring.Table, addrs map[ring.No
 }
 
 // serveCommand answers OpCommand and OpScatter (epoch already checked).
-func (n *Node) serveCommand(ctx context.Context, t *ring.Table, r *Request) *Response {
+func (n *Node) serveCommand(ctx context.Context, from string, t *ring.Table, r *Request) *Response {
 	box := n.exec2.Load()
 	if box == nil {
 		return &Response{Status: StatusRetry, Message: ErrNotReady.Error()}
@@ -404,8 +430,21 @@ func (n *Node) serveCommand(ctx context.Context, t *ring.Table, r *Request) *Res
 		n.fenced.Add(1)
 		return &Response{Status: StatusNotOwner, Message: fmt.Sprintf("partition %d is led by %q", p, t.Primary(p))}
 	}
+	// A near-caching reader is registered before the read, so a change
+	// after the read is reported to it.
+	cacheable := false
+	if r.Flags&FlagNearCache != 0 && c.Eventual && !c.Write && len(c.Args) >= 2 {
+		n.mu.RLock()
+		src, known := n.byAddr[from]
+		n.mu.RUnlock()
+		cacheable = known && n.intr.register(r.Map, string(c.Args[1]), src)
+	}
 	b, err := box.Exec(ctx, p, c)
-	return commandResponse(b, err)
+	resp := commandResponse(b, err)
+	if cacheable {
+		resp.Flags |= FlagCacheable
+	}
+	return resp
 }
 
 // commandResponse turns an executor's result into a response, keeping

@@ -193,3 +193,90 @@ func args(a ...string) [][]byte {
 	}
 	return out
 }
+
+// The near cache: eventual GETs of a key another node leads are served
+// locally after the first, a change at the owner invalidates them (well
+// before the entry's age limit), and consistent reads never use it.
+func TestNearCache(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{NearCacheEntries: 100, NearCacheTTL: time.Minute})
+	execs := map[ring.NodeID]*miniExec{}
+	for id, n := range c.nodes {
+		execs[id] = &miniExec{n: n}
+		n.SetExecutor(execs[id])
+	}
+	key := string(c.keyFor(c.table, "n1", "n2")) // n3 holds no copy
+	n3 := c.nodes["n3"]
+	set := func(v string) {
+		t.Helper()
+		if _, err := runCmd(t, c.nodes["n1"], execs["n1"], &Command{Map: testMap, Args: args("SET", key, v), Write: true}, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(eventual bool) string {
+		t.Helper()
+		cmd := &Command{Map: testMap, Args: args("GET", key), Eventual: eventual}
+		if eventual {
+			cmd.NearKey = []byte(key)
+		}
+		got, err := runCmd(t, n3, execs["n3"], cmd, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	set("v1")
+	if got := get(true); got != "$v1" {
+		t.Fatalf("first eventual GET: %q", got)
+	}
+	before := execs["n1"].calls
+	for range 5 {
+		if got := get(true); got != "$v1" {
+			t.Fatalf("near-cached GET: %q", got)
+		}
+	}
+	if execs["n1"].calls != before {
+		t.Fatalf("the owner served %d GETs that the near cache should have", execs["n1"].calls-before)
+	}
+	if st := n3.NearCache(); st.Hits < 5 || st.Entries != 1 {
+		t.Fatalf("near cache stats %+v", st)
+	}
+	if got := get(false); got != "$v1" || execs["n1"].calls != before+1 {
+		t.Fatalf("consistent GET: %q, owner calls %d -> %d (must reach the owner)", got, before, execs["n1"].calls)
+	}
+	set("v2")
+	deadline := time.Now().Add(10 * time.Second)
+	for get(true) != "$v2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("near cache still serves the old value; stats %+v, owner %+v", n3.NearCache(), c.nodes["n1"].NearCache())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := n3.NearCache(); st.Invalidations == 0 {
+		t.Fatalf("no invalidation reached the near cache: %+v", st)
+	}
+}
+
+// A reply read before an invalidation is not stored after it.
+func TestNearCacheInvalidationRace(t *testing.T) {
+	nc := newNearCache(10, time.Minute)
+	k := nearKey{m: "m", k: "k"}
+	tok := nc.begin(k)
+	nc.invalidate("m", "k") // the key changed while the read was in flight
+	nc.store(k, tok, []byte("$old"))
+	if _, ok := nc.get(k); ok {
+		t.Fatal("a reply older than an invalidation was cached")
+	}
+	tok = nc.begin(k)
+	nc.store(k, tok, []byte("$new"))
+	if v, ok := nc.get(k); !ok || string(v) != "$new" {
+		t.Fatalf("got %q %v", v, ok)
+	}
+	// Bounded: storing more keys than the limit keeps at most the limit.
+	for i := range 50 {
+		kk := nearKey{m: "m", k: fmt.Sprint(i)}
+		nc.store(kk, nc.begin(kk), []byte("$x"))
+	}
+	if nc.len() > 10 {
+		t.Fatalf("%d entries, limit 10", nc.len())
+	}
+}

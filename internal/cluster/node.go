@@ -52,6 +52,14 @@ type Options struct {
 	// it the snapshot goes on to its end and writes are refused with
 	// ErrBacklog until the follower catches up.
 	SnapshotRestarts int
+	// NearCacheEntries enables the near cache with that many entries
+	// (0: off): eventual single-key reads of keys this node does not own
+	// are kept locally and invalidated by their owners (see nearcache.go).
+	NearCacheEntries int
+	// NearCacheTTL bounds how long a near-cached reply is served without
+	// a confirmation (default 1s): the staleness bound if an
+	// invalidation is lost.
+	NearCacheTTL time.Duration
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
@@ -86,6 +94,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.SnapshotRestarts == 0 {
 		o.SnapshotRestarts = 3
 	}
+	if o.NearCacheTTL == 0 {
+		o.NearCacheTTL = time.Second
+	}
 	return o
 }
 
@@ -104,6 +115,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("replication backlog must be positive, got %d", o.BacklogBytes)
 	case o.BatchEntries < 1:
 		return fmt.Errorf("replication batch must be positive, got %d", o.BatchEntries)
+	case o.NearCacheEntries < 0 || o.NearCacheTTL < 0:
+		return fmt.Errorf("near cache entries and TTL must not be negative, got %d and %v", o.NearCacheEntries, o.NearCacheTTL)
 	case o.SnapshotBatchBytes < 1 || o.SnapshotBatchEntries < 1:
 		return fmt.Errorf("snapshot batch bounds must be positive, got %d bytes and %d entries", o.SnapshotBatchBytes, o.SnapshotBatchEntries)
 	}
@@ -236,6 +249,11 @@ type Node struct {
 
 	exec2 atomic.Pointer[executorBox] // runs forwarded commands (SetExecutor)
 	lease func() error
+
+	near                *nearCache // nil: no near cache here
+	intr                *interests // nodes near-caching keys this node leads
+	invq                chan invalidation
+	invSent, invDropped atomic.Int64
 }
 
 // partState is a node's state for one partition.
@@ -297,10 +315,17 @@ func New(c Config) (*Node, error) {
 		ctx: ctx, cancel: cancel, lease: c.Lease, onSynced: c.OnSynced}
 	// Snapshot IDs only grow, across restarts of the process too.
 	n.snapSeq.Store(uint64(time.Now().UnixNano()))
+	if opts.NearCacheEntries > 0 {
+		n.near = newNearCache(opts.NearCacheEntries, opts.NearCacheTTL)
+	}
+	n.intr = newInterests(1 << 20)
+	n.invq = make(chan invalidation, 1<<14)
 	if !c.Observer.node.CompareAndSwap(nil, n) || !c.Handler.node.CompareAndSwap(nil, n) {
 		cancel()
 		return nil, errors.New("observer or handler already bound to another node")
 	}
+	n.wg.Add(1)
+	go n.sendInvalidations()
 	return n, nil
 }
 
@@ -432,6 +457,9 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 		n.wg.Add(1)
 		go n.dropUnowned(drops, waits)
 	}
+	if n.near != nil {
+		n.near.clear() // the new owners do not know the old registrations
+	}
 	close(n.changed)
 	n.changed = make(chan struct{})
 	return nil
@@ -457,6 +485,13 @@ func (n *Node) Close() error {
 
 // onEvent appends a change of a partition this node leads to its log.
 func (n *Node) onEvent(ev *store.Event) {
+	for _, to := range n.intr.take(ev.Map, ev.Key) {
+		select {
+		case n.invq <- invalidation{to: to, m: ev.Map, k: string(ev.Key)}:
+		default:
+			n.invDropped.Add(1) // the entry expires by its TTL
+		}
+	}
 	p := n.st.PartitionOf(ev.Key)
 	ps := &n.parts[p]
 	if !ps.primary.Load() {
@@ -634,6 +669,12 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 	if t != nil {
 		epoch = t.Epoch
 	}
+	if r.Op == OpInvalidate {
+		if n.near != nil {
+			n.near.invalidate(r.Map, string(r.Key))
+		}
+		return &Response{Epoch: epoch}
+	}
 	if t == nil || r.Epoch != t.Epoch {
 		n.fenced.Add(1)
 		return &Response{Status: StatusWrongEpoch, Epoch: epoch, Message: fmt.Sprintf("request epoch %d, node epoch %d", r.Epoch, epoch)}
@@ -650,7 +691,7 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		defer cancel()
 	}
 	if r.Op == OpCommand || r.Op == OpScatter {
-		resp := n.serveCommand(ctx, t, r)
+		resp := n.serveCommand(ctx, from, t, r)
 		resp.Epoch = epoch
 		return resp
 	}

@@ -58,6 +58,9 @@ const (
 	OpSnapshotBegin Op = 7
 	OpSnapshot      Op = 8
 	OpSnapshotEnd   Op = 9
+	// OpInvalidate, owner to a node with a near cache: Key of Map
+	// changed; drop the cached copy. Not fenced by epoch.
+	OpInvalidate Op = 10
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -107,6 +110,9 @@ const (
 	FlagRESP3 uint8 = 1 << 4
 	// FlagWrite (Command, Scatter): the command changes data.
 	FlagWrite uint8 = 1 << 5
+	// FlagNearCache (Command): the sender will keep the reply in its near
+	// cache; the owner registers it for invalidation of Args[1].
+	FlagNearCache uint8 = 1 << 6
 )
 
 // Response flag bits. ONLY APPEND.
@@ -120,6 +126,9 @@ const (
 	// the replica has no complete copy of the partition from the sender,
 	// or not the snapshot this message belongs to: send a new snapshot.
 	FlagResync uint8 = 1 << 2
+	// FlagCacheable (to a FlagNearCache command): the owner registered
+	// the sender for invalidations of the key, so it may cache the reply.
+	FlagCacheable uint8 = 1 << 3
 )
 
 // Entry flag bits. ONLY APPEND.
@@ -224,7 +233,7 @@ func AppendRequest(b []byte, r *Request) []byte {
 	b = append(b, r.Flags)
 	b = binary.AppendUvarint(b, r.TimeoutMs)
 	switch r.Op {
-	case OpGet, OpDelete:
+	case OpGet, OpDelete, OpInvalidate:
 		b = appendString(b, r.Map)
 		b = appendBytes(b, r.Key)
 	case OpSet:
@@ -430,7 +439,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 		return nil, d.err
 	}
 	switch r.Op {
-	case OpGet, OpDelete:
+	case OpGet, OpDelete, OpInvalidate:
 		r.Map = string(d.bytes("map"))
 		r.Key = d.bytes("key")
 	case OpSet:

@@ -48,6 +48,11 @@ type Config struct {
 	// NodeName names this node in cluster views (--node-name); default
 	// the cluster address. A random suffix makes every start a new member.
 	NodeName string
+	// NearCache is the number of entries of the node's near cache
+	// (--near-cache; 0 = off): in a cluster, eventual reads (READONLY,
+	// the Go API's eventual reads) of keys other nodes own are kept here
+	// and invalidated by the owners.
+	NearCache int
 	// DataDir is where the node keeps local state (--data-dir). Empty is
 	// fine for a single node that needs no persistence directory.
 	DataDir string
@@ -287,6 +292,9 @@ func (c Config) problems() []problem {
 	}
 	if c.Role == "client" && c.ClusterSecret == "" {
 		add("role", "client needs a cluster (--cluster-secret and --join)")
+	}
+	if c.NearCache < 0 || c.NearCache > 1<<26 {
+		add("near-cache", "must be between 0 and %d entries", 1<<26)
 	}
 	if len(c.NodeName) > 128 {
 		add("node-name", "longer than 128 bytes")

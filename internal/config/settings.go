@@ -121,6 +121,13 @@ func settings() []setting {
 			text:  func(c Config) string { return c.NodeName },
 		},
 		{
+			name: "near-cache", arg: "N",
+			usage: "entries of the near cache for eventual reads of keys other nodes own (0 = off)",
+			set:   func(c *Config, v string) error { return parseInt(v, &c.NearCache) },
+			text:  func(c Config) string { return strconv.Itoa(c.NearCache) },
+			value: func(c Config) any { return c.NearCache },
+		},
+		{
 			name: "data-dir", arg: "DIR",
 			usage: "directory for local state; not needed by a single node",
 			set:   func(c *Config, v string) error { c.DataDir = v; return nil },

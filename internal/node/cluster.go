@@ -223,7 +223,8 @@ func (c *clusterNode) checkLease() error {
 func (c *clusterNode) compose() error {
 	var err error
 	c.data, err = cluster.New(cluster.Config{ID: ring.NodeID(c.id), Store: c.n.store, Transport: &c.tr,
-		Observer: c.obs, Handler: c.handler, Lease: c.checkLease, OnSynced: c.onSynced})
+		Observer: c.obs, Handler: c.handler, Lease: c.checkLease, OnSynced: c.onSynced,
+		Options: cluster.Options{NearCacheEntries: c.n.cfg.NearCache}})
 	return err
 }
 

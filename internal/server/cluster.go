@@ -139,6 +139,9 @@ func (c *conn) clusterCommand(cmd *command, args [][]byte) *cluster.Command {
 	if cmd.name == "unsafeset" {
 		cc.Ack = cluster.AckNone
 	}
+	if cc.Eventual && cmd.name == "get" && len(args) == 2 {
+		cc.NearKey = args[1] // its reply depends on that key only: near-cacheable
+	}
 	return cc
 }
 
