@@ -75,6 +75,10 @@ type Config struct {
 	// NodeName names the node in cluster views; member IDs are the name
 	// plus a random suffix chosen at each start. Default: ClusterAddr.
 	NodeName string
+	// NearCache is the number of entries of the near cache (0: off):
+	// eventual reads (Map.WithEventualReads) of keys other nodes own are
+	// kept locally and invalidated by their owners (docs/cluster.md).
+	NearCache int
 }
 
 // nodeConfig turns c into the node's configuration: the defaults of
@@ -110,6 +114,7 @@ func (c Config) nodeConfig() config.Config {
 		nc.Role = c.Role
 	}
 	nc.NodeName = c.NodeName
+	nc.NearCache = c.NearCache
 	return nc
 }
 
