@@ -80,6 +80,9 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 		return fmt.Errorf("no partition %d", p)
 	}
 	ps := &n.parts[p]
+	if (c.Write || !c.Eventual) && ps.handoff.Load() != 0 {
+		return fmt.Errorf("%w: %s is taking partition %d over (waiting for the previous primary to stop)", ErrNotOwner, n.id, p)
+	}
 	if !c.Write {
 		switch {
 		case ps.primary.Load():
@@ -133,7 +136,7 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 // without calling fn if this node does not lead them all.
 func (n *Node) LocalParts(ctx context.Context, parts []int, c *Command, fn func()) error {
 	for _, p := range parts {
-		if p < 0 || p >= len(n.parts) || !n.parts[p].primary.Load() {
+		if p < 0 || p >= len(n.parts) || !n.parts[p].primary.Load() || n.parts[p].handoff.Load() != 0 {
 			return fmt.Errorf("%w: %s is not the primary of partition %d", ErrNotOwner, n.id, p)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,5 +279,67 @@ func TestNearCacheInvalidationRace(t *testing.T) {
 	}
 	if nc.len() > 10 {
 		t.Fatalf("%d entries, limit 10", nc.len())
+	}
+}
+
+// A planned move: the new primary holds the partition until the old one,
+// which has not seen the new table yet, confirms it stopped; the old one
+// then never answers a consistent read from its copy (no stale read).
+func TestPlannedMoveHandoff(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{RequestTimeout: 300 * time.Millisecond})
+	execs := map[ring.NodeID]*miniExec{}
+	for id, n := range c.nodes {
+		execs[id] = &miniExec{n: n}
+		n.SetExecutor(execs[id])
+	}
+	key := string(c.keyFor(c.table, "n1", "n2"))
+	p := c.table.PartitionOf([]byte(key))
+	run := func(via ring.NodeID, a ...string) (string, error) {
+		cmd := &Command{Map: testMap, Args: args(a...), Write: a[0] == "SET"}
+		return runCmd(t, c.nodes[via], execs[via], cmd, key)
+	}
+	if _, err := run("n3", "SET", key, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// The next table swaps the partition's primary and replica. n2 and n3
+	// install it; n1 lags behind.
+	next := &ring.Table{Epoch: c.table.Epoch + 1, Copies: c.table.Copies, Owners: make([][]ring.NodeID, len(c.table.Owners))}
+	for i, own := range c.table.Owners {
+		next.Owners[i] = slices.Clone(own)
+	}
+	next.Owners[p] = []ring.NodeID{"n2", "n1"}
+	c.setTable(next, "n2", "n3")
+	// n2 asked n1 to step down; n1 did, though its table is old.
+	waitUntil(t, "n1 to step down", func() bool {
+		return !c.nodes["n1"].parts[p].primary.Load() && c.nodes["n2"].parts[p].handoff.Load() == 0
+	})
+	// The new primary serves consistent reads now.
+	if got, err := run("n2", "GET", key); err != nil || got != "$v1" {
+		t.Fatalf("GET on the new primary after the handoff: %q %v", got, err)
+	}
+	// n1 still has the old table: it must not answer a consistent read as
+	// primary any more (a write on n2 could make its copy stale at once).
+	if got, err := run("n1", "GET", key); err == nil {
+		t.Fatalf("the old primary answered a consistent read with its old table: %q", got)
+	}
+	// Once n1 installs the table (as the replica), writes complete and
+	// reads through n1 reach n2.
+	c.setTable(next, "n1")
+	if got, err := run("n2", "SET", key, "v2"); err != nil || got != "+OK" {
+		t.Fatalf("SET on the new primary: %q %v", got, err)
+	}
+	if got, err := run("n1", "GET", key); err != nil || got != "$v2" {
+		t.Fatalf("GET through n1 after it caught up: %q %v", got, err)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -60,6 +60,11 @@ type Options struct {
 	// a confirmation (default 1s): the staleness bound if an
 	// invalidation is lost.
 	NearCacheTTL time.Duration
+	// HandoffWait bounds how long a node that became primary in place of
+	// a live node waits for that node to confirm it stopped (OpStepDown)
+	// before serving anyway (default 3s; it should exceed the lease, after
+	// which an unreachable old primary refuses by itself).
+	HandoffWait time.Duration
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
@@ -96,6 +101,9 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.NearCacheTTL == 0 {
 		o.NearCacheTTL = time.Second
+	}
+	if o.HandoffWait == 0 {
+		o.HandoffWait = 3 * time.Second
 	}
 	return o
 }
@@ -278,6 +286,17 @@ type partState struct {
 	syncing bool
 	synced  bool
 	applied uint64
+	// handoff is the epoch of a table that made this node primary of the
+	// partition in place of another live node, until that node confirmed
+	// it stopped serving it (OpStepDown) or HandoffWait passed: until
+	// then consistent operations here are refused (retryable), so the
+	// two never both answer as primary.
+	handoff atomic.Uint64
+	// steppedDown is the epoch of a table in which another node leads the
+	// partition, as that node told this one (OpStepDown) before this
+	// node installed the table: tables older than it do not make this
+	// node primary again.
+	steppedDown atomic.Uint64
 }
 
 // partRole is a node's part in one partition by one table.
@@ -382,9 +401,16 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 	}
 	want := map[streamKey]*replication.Log{}
 	var drops []int
+	live := map[ring.NodeID]bool{}
+	for _, own := range t.Owners {
+		for _, o := range own {
+			live[o] = true
+		}
+	}
+	handoffs := map[ring.NodeID][]uint64{}
 	for p, own := range t.Owners {
 		ps := &n.parts[p]
-		primary := len(own) > 0 && own[0] == n.id
+		primary := len(own) > 0 && own[0] == n.id && ps.steppedDown.Load() <= t.Epoch
 		r0, r1 := ps.role.Load(), &partRole{owner: slices.Contains(own, n.id)}
 		if len(own) > 0 {
 			r1.primary = own[0]
@@ -396,6 +422,15 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 			r1.era++
 		}
 		ps.role.Store(r1)
+		if primary && r0 != nil && r0.primary != "" && r0.primary != n.id && live[r0.primary] {
+			// Planned move: the old primary is alive and may still think
+			// it leads until its table arrives. Hold consistent operations
+			// until it confirms it stopped.
+			ps.handoff.Store(t.Epoch)
+			handoffs[r0.primary] = append(handoffs[r0.primary], uint64(p))
+		} else if !primary {
+			ps.handoff.Store(0)
+		}
 		if !r1.owner && (r0 == nil || r0.owner) {
 			drops = append(drops, p)
 		}
@@ -456,6 +491,10 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 		}
 		n.wg.Add(1)
 		go n.dropUnowned(drops, waits)
+	}
+	for old, parts := range handoffs {
+		n.wg.Add(1)
+		go n.handoff(t.Epoch, old, addrs[old], parts)
 	}
 	if n.near != nil {
 		n.near.clear() // the new owners do not know the old registrations
@@ -668,6 +707,9 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 	var epoch uint64
 	if t != nil {
 		epoch = t.Epoch
+	}
+	if r.Op == OpStepDown {
+		return n.stepDown(r)
 	}
 	if r.Op == OpInvalidate {
 		if n.near != nil {

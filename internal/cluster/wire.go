@@ -61,6 +61,10 @@ const (
 	// OpInvalidate, owner to a node with a near cache: Key of Map
 	// changed; drop the cached copy. Not fenced by epoch.
 	OpInvalidate Op = 10
+	// OpStepDown, new primary to the old one on a planned move: stop
+	// serving Parts as primary; Epoch is the table that moved them.
+	// Answered once done. Not fenced by epoch (the receiver may lag).
+	OpStepDown Op = 11
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -242,7 +246,7 @@ func AppendRequest(b []byte, r *Request) []byte {
 		b = appendBytes(b, r.Value)
 		b = binary.AppendVarint(b, r.ExpireAt)
 		b = append(b, r.Cond)
-	case OpCommand, OpScatter:
+	case OpCommand, OpScatter, OpStepDown:
 		b = appendString(b, r.Map)
 		b = binary.AppendUvarint(b, r.Partition)
 		b = binary.AppendUvarint(b, uint64(len(r.Args)))
@@ -448,7 +452,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 		r.Value = d.bytes("value")
 		r.ExpireAt = d.sv("expiry")
 		r.Cond = d.u8("condition")
-	case OpCommand, OpScatter:
+	case OpCommand, OpScatter, OpStepDown:
 		r.Map = string(d.bytes("map"))
 		r.Partition = d.uv("partition")
 		n := d.uv("argument count")

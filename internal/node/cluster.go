@@ -224,7 +224,7 @@ func (c *clusterNode) compose() error {
 	var err error
 	c.data, err = cluster.New(cluster.Config{ID: ring.NodeID(c.id), Store: c.n.store, Transport: &c.tr,
 		Observer: c.obs, Handler: c.handler, Lease: c.checkLease, OnSynced: c.onSynced,
-		Options: cluster.Options{NearCacheEntries: c.n.cfg.NearCache}})
+		Options: cluster.Options{NearCacheEntries: c.n.cfg.NearCache, HandoffWait: c.lease + 500*time.Millisecond}})
 	return err
 }
 
