@@ -61,7 +61,7 @@ type command struct {
 
 // commands lists the subcommands in the order 'engram help' shows them.
 var commands = []*command{
-	getCmd, setCmd, delCmd, keysCmd, ttlCmd, incrCmd, mapsCmd, infoCmd, pingCmd,
+	getCmd, setCmd, delCmd, keysCmd, ttlCmd, incrCmd, mapsCmd, infoCmd, pingCmd, clusterCmd,
 	exportCmd, importCmd, benchCmd,
 }
 

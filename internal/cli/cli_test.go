@@ -524,3 +524,36 @@ func TestUsageErrors(t *testing.T) {
 		t.Error("serve is not a client command")
 	}
 }
+
+func TestClusterCommand(t *testing.T) {
+	standalone := startNode(t, nil)
+	if r := cliRun(t, standalone, "", "cluster"); r.code != 1 || !strings.Contains(r.stderr, "cluster support disabled") {
+		t.Fatalf("cluster on a standalone node: code %d, stderr %q", r.code, r.stderr)
+	}
+	member := startNode(t, func(c *config.Config) { c.ClusterSecret = "cli-test-secret-0123456789" })
+	// A one-node cluster settles at once; wait for its first table.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := cliRun(t, member, "", "cluster")
+		if out.code == 0 && strings.Contains(out.stdout, "cluster_state:ok") {
+			if !strings.Contains(out.stdout, "data,myself,leader alive manager") {
+				t.Fatalf("cluster output lacks this node's line:\n%s", out.stdout)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster never reported ok: %+v", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var js struct {
+		Info  map[string]string `json:"info"`
+		Nodes []string          `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(cliRun(t, member, "", "cluster", "--json").ok(t)), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Info["cluster_data_nodes"] != "1" || len(js.Nodes) != 1 {
+		t.Fatalf("cluster --json: %+v", js)
+	}
+}
