@@ -223,6 +223,8 @@ type Stats struct {
 	// Dropped counts partitions dropped from the store because this node
 	// stopped owning them.
 	Dropped int64
+	// Batches counts pipelines forwarded as one message (ForwardBatch).
+	Batches int64
 }
 
 // Node is one member of the cluster's data plane: it routes requests for
@@ -257,6 +259,8 @@ type Node struct {
 
 	exec2 atomic.Pointer[executorBox] // runs forwarded commands (SetExecutor)
 	lease func() error
+
+	batches atomic.Int64 // pipelines forwarded as one message
 
 	near                *nearCache // nil: no near cache here
 	intr                *interests // nodes near-caching keys this node leads
@@ -355,7 +359,7 @@ func (n *Node) ID() ring.NodeID { return n.id }
 func (n *Node) Stats() Stats {
 	return Stats{Forwarded: n.forwarded.Load(), Retries: n.retries.Load(), Fenced: n.fenced.Load(), Applied: n.applied.Load(),
 		SnapshotsSent: n.snapsSent.Load(), Resyncs: n.resyncs.Load(), SnapshotsReceived: n.snapsRecv.Load(),
-		SnapshotRecords: n.snapRecords.Load(), Dropped: n.dropped.Load()}
+		SnapshotRecords: n.snapRecords.Load(), Dropped: n.dropped.Load(), Batches: n.batches.Load()}
 }
 
 // Table returns the current partition table (nil before SetTable). It
@@ -731,6 +735,11 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.TimeoutMs)*time.Millisecond)
 		defer cancel()
+	}
+	if r.Op == OpBatch {
+		resp := n.serveBatch(ctx, from, t, r)
+		resp.Epoch = epoch
+		return resp
 	}
 	if r.Op == OpCommand || r.Op == OpScatter {
 		resp := n.serveCommand(ctx, from, t, r)

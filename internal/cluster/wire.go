@@ -65,6 +65,11 @@ const (
 	// serving Parts as primary; Epoch is the table that moved them.
 	// Answered once done. Not fenced by epoch (the receiver may lag).
 	OpStepDown Op = 11
+	// OpBatch carries several OpCommand requests (each encoded in Args),
+	// all for partitions the receiver leads, run in order; the response's
+	// Value holds the responses of those run (it stops at the first that
+	// was not OK). A client's pipeline forwarded in one round trip.
+	OpBatch Op = 12
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -246,7 +251,7 @@ func AppendRequest(b []byte, r *Request) []byte {
 		b = appendBytes(b, r.Value)
 		b = binary.AppendVarint(b, r.ExpireAt)
 		b = append(b, r.Cond)
-	case OpCommand, OpScatter, OpStepDown:
+	case OpCommand, OpScatter, OpStepDown, OpBatch:
 		b = appendString(b, r.Map)
 		b = binary.AppendUvarint(b, r.Partition)
 		b = binary.AppendUvarint(b, uint64(len(r.Args)))
@@ -452,7 +457,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 		r.Value = d.bytes("value")
 		r.ExpireAt = d.sv("expiry")
 		r.Cond = d.u8("condition")
-	case OpCommand, OpScatter, OpStepDown:
+	case OpCommand, OpScatter, OpStepDown, OpBatch:
 		r.Map = string(d.bytes("map"))
 		r.Partition = d.uv("partition")
 		n := d.uv("argument count")

@@ -202,6 +202,47 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 	}
 }
 
+// TryReadCommand returns the next command if it is entirely in the
+// buffer, without reading from the underlying reader: ok is false when
+// more bytes are needed (or nothing is buffered). Unlike ReadCommand it
+// leaves the arguments of the previous command valid (the buffer is not
+// refilled), so a caller can gather a pipeline of commands already
+// received. The same errors as ReadCommand apply.
+func (r *Reader) TryReadCommand() (args [][]byte, ok bool, err error) {
+	if r.perr != nil {
+		return nil, false, r.perr
+	}
+	for {
+		if r.start == r.end {
+			return nil, false, nil
+		}
+		done, err := r.parse()
+		if err != nil {
+			r.perr = err
+			return nil, false, err
+		}
+		if !done {
+			if r.end-r.start >= r.lim.MaxQueryBuf {
+				r.perr = protoErr(msgQueryBuf)
+				return nil, false, r.perr
+			}
+			return nil, false, nil
+		}
+		args := make([][]byte, 0, len(r.offs)/2)
+		base := r.buf[r.start:]
+		for i := 0; i < len(r.offs); i += 2 {
+			a, b := r.offs[i], r.offs[i+1]
+			args = append(args, base[a:b:b])
+		}
+		r.start = r.pos
+		r.scan = r.pos
+		if len(args) == 0 {
+			continue
+		}
+		return args, true, nil
+	}
+}
+
 // recycle runs between commands, when the previous command's arguments have
 // just become invalid: it is the one moment the buffer may be reset or
 // replaced without fixing up anything that points into it.

@@ -483,3 +483,29 @@ func TestParseInt(t *testing.T) {
 		}
 	}
 }
+
+func TestTryReadCommand(t *testing.T) {
+	// Two whole commands and half of a third are buffered after the first
+	// read; TryReadCommand returns the second without reading more and
+	// keeps the first's arguments intact.
+	in := "*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*2\r\n$3\r\nGE"
+	r := NewReader(strings.NewReader(in), Limits{})
+	first, err := r.ReadCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, ok, err := r.TryReadCommand()
+	if err != nil || !ok || string(second[1]) != "b" {
+		t.Fatalf("second: %q %v %v", second, ok, err)
+	}
+	if _, ok, err := r.TryReadCommand(); ok || err != nil {
+		t.Fatalf("a partial command was returned: %v %v", ok, err)
+	}
+	if string(first[0]) != "GET" || string(first[1]) != "a" {
+		t.Fatalf("the first command's arguments changed: %q", first)
+	}
+	// ReadCommand then waits for the rest (here: the stream ends inside it).
+	if _, err := r.ReadCommand(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("rest: %v", err)
+	}
+}

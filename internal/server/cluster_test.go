@@ -245,3 +245,57 @@ func TestDoRoutesThroughTheCluster(t *testing.T) {
 		t.Fatalf("Do with no command: %q", got)
 	}
 }
+
+// A pipeline sent to a node that owns few of its keys gets exactly the
+// replies a single node gives, in order, while the commands for each
+// remote owner travel in batches.
+func TestClusterPipelineMatchesSingleNode(t *testing.T) {
+	var script []string
+	for i := range 120 {
+		k := fmt.Sprintf("k%d", i%40)
+		switch i % 6 {
+		case 0:
+			script = append(script, "SET "+k+" "+fmt.Sprint(i))
+		case 1:
+			script = append(script, "INCR "+k)
+		case 2:
+			script = append(script, "GET "+k)
+		case 3:
+			script = append(script, "APPEND "+k+" x")
+		case 4:
+			script = append(script, "DEL "+k)
+		case 5:
+			script = append(script, "EXISTS "+k)
+		}
+		if i == 50 {
+			script = append(script, "MSET a 1 b 2 c 3", "SELECT other", "SET k1 in-other")
+		}
+		if i == 90 {
+			script = append(script, "SELECT 0", "MGET k1 k2 k3 a b c", "DBSIZE")
+		}
+	}
+	var pipe []byte
+	for _, line := range script {
+		pipe = append(pipe, encode(strings.Fields(line)...)...)
+	}
+	run := func(ts *testServer) []string {
+		cl := ts.dial(t)
+		cl.write(pipe)
+		out := make([]string, len(script))
+		for i := range script {
+			out[i] = render(cl.read())
+		}
+		return out
+	}
+	want := run(startServer(t))
+	c := startCluster(t, "")
+	got := run(c.servers[2])
+	for i := range script {
+		if got[i] != want[i] {
+			t.Errorf("%s: cluster %s, single node %s", script[i], got[i], want[i])
+		}
+	}
+	if b := c.nodes[2].Stats().Batches; b == 0 {
+		t.Error("no pipeline was forwarded as a batch")
+	}
+}

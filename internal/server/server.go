@@ -321,7 +321,15 @@ func (s *Server) handle(c *conn) {
 			c.flush()
 			return
 		}
-		s.dispatch(c, args)
+		if s.cl != nil && c.rd.Buffered() > 0 {
+			if _, _, ok := s.batchable(c, args); ok {
+				s.runPipeline(c, args)
+			} else {
+				s.dispatch(c, args)
+			}
+		} else {
+			s.dispatch(c, args)
+		}
 		if c.closed {
 			c.flush()
 			return
