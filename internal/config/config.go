@@ -45,6 +45,10 @@ type Config struct {
 	// Role is "data" (holds partitions) or "client" (routes requests,
 	// holds nothing) in a cluster (--role).
 	Role string
+	// Manager lets this node vote in the control plane (--manager,
+	// default true): the first three eligible data nodes are its voters.
+	// A node that starts a cluster is its first manager regardless.
+	Manager bool
 	// NodeName names this node in cluster views (--node-name); default
 	// the cluster address. A random suffix makes every start a new member.
 	NodeName string
@@ -166,6 +170,7 @@ func Default() Config {
 		ClusterAddr:     DefaultClusterAddr,
 		Replicas:        DefaultReplicas,
 		Role:            "data",
+		Manager:         true,
 		MaxMemoryPolicy: DefaultMemoryPolicy,
 		MaxClients:      DefaultMaxClients,
 		MaxKeyLen:       DefaultMaxKeyLen,

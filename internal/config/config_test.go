@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 		ClusterAddr:     "127.0.0.1:7946",
 		Replicas:        2,
 		Role:            "data",
+		Manager:         true,
 		MaxMemoryPolicy: "noeviction",
 		MaxClients:      10000,
 		MaxKeyLen:       65536,
@@ -186,7 +187,7 @@ func TestLoadFile(t *testing.T) {
 			"max-keys-per-map = 99", "partitions = 31", "log-level = error", "log-format = json", "protected-mode = true",
 		}, "\n"), func(c *Config) {
 			*c = Config{
-				RESPAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", ClusterAddr: "127.0.0.1:3", Join: []string{"h:4"}, ClusterSecret: "0123456789abcdef0123", Role: "data",
+				RESPAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", ClusterAddr: "127.0.0.1:3", Join: []string{"h:4"}, ClusterSecret: "0123456789abcdef0123", Role: "data", Manager: true,
 				DataDir: "/data", Replicas: 3, Store: "s3://b/p", Password: "pw", MaxMemory: 2e9,
 				MaxMemoryPolicy: "allkeys-lfu", MaxClients: 10, MaxKeyLen: 512, MaxValueLen: 1 << 20,
 				MaxKeysPerMap: 99, Partitions: 31, LogLevel: "error", LogFormat: "json", ProtectedMode: true,

@@ -115,6 +115,13 @@ func settings() []setting {
 			text:  func(c Config) string { return c.Role },
 		},
 		{
+			name: "manager", isBool: true,
+			usage: "may vote in the control plane (the first three eligible data nodes do); --manager=false to keep it out",
+			set:   func(c *Config, v string) error { return parseBool(v, &c.Manager) },
+			text:  func(c Config) string { return strconv.FormatBool(c.Manager) },
+			value: func(c Config) any { return c.Manager },
+		},
+		{
 			name: "node-name", arg: "NAME",
 			usage: "this node's name in cluster views (default: its cluster address)",
 			set:   func(c *Config, v string) error { c.NodeName = strings.TrimSpace(v); return nil },

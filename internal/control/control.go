@@ -24,7 +24,10 @@ type Member struct {
 	RESPAddr string `json:"resp,omitempty"`
 	HTTPAddr string `json:"http,omitempty"`
 	Client   bool   `json:"client,omitempty"` // routes only, holds no partitions
-	Alive    bool   `json:"alive"`
+	// NoManager keeps the member out of the control plane's voters
+	// (--manager=false): it follows as a non-voter.
+	NoManager bool `json:"no_manager,omitempty"`
+	Alive     bool `json:"alive"`
 }
 
 // MapConfig is the cluster-wide configuration of one map.
@@ -210,7 +213,7 @@ func (c *Control) ensureServer(m Member, timeout time.Duration) error {
 		}
 	}
 	var f raft.IndexFuture
-	if voters < c.opts.Managers && !m.Client {
+	if voters < c.opts.Managers && !m.Client && !m.NoManager {
 		f = c.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, timeout)
 	} else {
 		f = c.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, timeout)
@@ -253,7 +256,7 @@ func (c *Control) MemberDown(id string, left bool, timeout time.Duration) error 
 		// Promote first, then remove: the quorum never shrinks below
 		// what the live managers can provide.
 		for _, s := range fut.Configuration().Servers {
-			if mm, ok := st.Members[string(s.ID)]; s.Suffrage == raft.Nonvoter && ok && mm.Alive && !mm.Client {
+			if mm, ok := st.Members[string(s.ID)]; s.Suffrage == raft.Nonvoter && ok && mm.Alive && !mm.Client && !mm.NoManager {
 				if err := c.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
 					return fmt.Errorf("cannot promote %s to manager: %w", s.ID, err)
 				}

@@ -35,9 +35,11 @@ type Meta struct {
 	ID       string `json:"id"`
 	DataAddr string `json:"data,omitempty"` // node-to-node data transport
 	RaftAddr string `json:"raft,omitempty"` // control plane (Raft)
-	RESPAddr string `json:"resp,omitempty"`
-	HTTPAddr string `json:"http,omitempty"`
-	Role     Role   `json:"role"`
+	// NoManager: the node must not vote in the control plane.
+	NoManager bool   `json:"no_manager,omitempty"`
+	RESPAddr  string `json:"resp,omitempty"`
+	HTTPAddr  string `json:"http,omitempty"`
+	Role      Role   `json:"role"`
 	// Leaving is set just before a graceful leave, so that the others
 	// can tell a departure from a failure (memberlist's own state for
 	// this does not reach the event callback).

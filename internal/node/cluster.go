@@ -302,7 +302,7 @@ func (c *clusterNode) start() error {
 		role = membership.RoleClient
 	}
 	meta := membership.Meta{ID: c.id, DataAddr: tr.Addr(), RaftAddr: c.ctl.Addr(), RESPAddr: c.n.RESPAddr(),
-		HTTPAddr: c.n.HTTPAddr(), Role: role}
+		HTTPAddr: c.n.HTTPAddr(), Role: role, NoManager: !cfg.Manager}
 	c.meta = meta
 	c.mem, err = membership.New(membership.Options{Meta: meta, BindAddr: cfg.ClusterAddr, Secret: c.secret,
 		Local: c.fast, OnEvent: c.onMember, Logger: c.log.With("component", "gossip")})
@@ -402,7 +402,7 @@ func (c *clusterNode) reconcile() {
 		m := active[id]
 		cur, ok := st.Members[id]
 		want := control.Member{ID: id, RaftAddr: m.RaftAddr, DataAddr: m.DataAddr, RESPAddr: m.RESPAddr,
-			HTTPAddr: m.HTTPAddr, Client: m.Role == membership.RoleClient, Alive: true}
+			HTTPAddr: m.HTTPAddr, Client: m.Role == membership.RoleClient, NoManager: m.NoManager, Alive: true}
 		if m.RaftAddr == "" || m.DataAddr == "" || m.Leaving {
 			continue
 		}

@@ -176,3 +176,17 @@ func TestOffsetAddr(t *testing.T) {
 		}
 	}
 }
+
+// --manager=false keeps a data node out of the control plane's voters.
+func TestClusterManagerFlag(t *testing.T) {
+	a := startMember(t, "", nil)
+	b := startMember(t, a.GossipAddr(), func(c *config.Config) { c.Manager = false })
+	c := startMember(t, a.GossipAddr(), nil)
+	waitSettled(t, 3, a, b, c)
+	v, _ := a.ClusterView(false)
+	for _, m := range v.Members {
+		if want := m.ID != b.ID(); m.Manager != want {
+			t.Errorf("member %s: manager %v, want %v", m.ID, m.Manager, want)
+		}
+	}
+}
