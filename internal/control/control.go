@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/engramdb/engram/internal/netutil"
+	"github.com/engramdb/engram/internal/transport"
 )
 
 // Member is a node as the control plane records it.
@@ -53,6 +54,9 @@ type Options struct {
 	Partitions int // default 271
 	Copies     int // replication factor, default 2
 	Managers   int // voters, default 3
+	// Secret, when set, is required from every Raft peer (the cluster
+	// secret's handshake on each connection).
+	Secret []byte
 	// Fast uses short timeouts (tests, loopback clusters).
 	Fast bool
 	// OnChange is called, in log order, with a copy of the state after
@@ -108,7 +112,7 @@ func New(o Options) (*Control, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot listen for raft on %s: %w", o.RaftAddr, err)
 		}
-		trans = raft.NewNetworkTransport(&streamLayer{ln}, 3, 5*time.Second, io.Discard)
+		trans = raft.NewNetworkTransport(&streamLayer{Listener: ln, secret: o.Secret, log: o.Logger}, 3, 5*time.Second, io.Discard)
 	}
 	f := newFSM(o.Partitions, o.Copies, o.OnChange)
 	// The cache's configuration is rebuilt from live members after a full
@@ -128,13 +132,44 @@ func New(o Options) (*Control, error) {
 	return c, nil
 }
 
-// streamLayer is Raft's TCP stream layer, dialling peers from the address
-// this node listens on (netutil.LocalAddr).
-type streamLayer struct{ net.Listener }
+// streamLayer is Raft's TCP stream layer: peers dial from the address
+// they listen on (netutil.LocalAddr), and, with a secret, every connection
+// first runs the cluster-secret handshake (transport.Authenticate), so a
+// process without the secret cannot speak Raft to the control plane.
+type streamLayer struct {
+	net.Listener
+	secret []byte
+	log    *slog.Logger
+}
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return netutil.Dialer(s.Addr().String(), string(addr), timeout).Dial("tcp", string(addr))
+	nc, err := netutil.Dialer(s.Addr().String(), string(addr), timeout).Dial("tcp", string(addr))
+	if err != nil || s.secret == nil {
+		return nc, err
+	}
+	if _, err := transport.Authenticate(nc, s.secret, s.Addr().String(), true, timeout); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("control plane peer %s: %w", addr, err)
+	}
+	return nc, nil
+}
+
+// Accept implements net.Listener: connections that fail the handshake
+// are closed and skipped.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	for {
+		nc, err := s.Listener.Accept()
+		if err != nil || s.secret == nil {
+			return nc, err
+		}
+		if _, err := transport.Authenticate(nc, s.secret, s.Addr().String(), false, 2*time.Second); err != nil {
+			s.log.Warn("refused a control-plane connection", "from", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			continue
+		}
+		return nc, nil
+	}
 }
 
 // Addr returns the address Raft peers use for this node.

@@ -287,6 +287,7 @@ func (c *clusterNode) start() error {
 	c.ctl, err = control.New(control.Options{
 		ID:         c.id,
 		RaftAddr:   raftAddr,
+		Secret:     c.secret,
 		Bootstrap:  len(cfg.Join) == 0,
 		Partitions: cfg.Partitions,
 		Copies:     cfg.Replicas,

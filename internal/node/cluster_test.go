@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/config"
+	"github.com/engramdb/engram/internal/transport"
 )
 
 const testSecret = "node-test-secret-0123456789"
@@ -188,5 +190,27 @@ func TestClusterManagerFlag(t *testing.T) {
 		if want := m.ID != b.ID(); m.Manager != want {
 			t.Errorf("member %s: manager %v, want %v", m.ID, m.Manager, want)
 		}
+	}
+}
+
+// The control plane's Raft port refuses a peer without the cluster secret.
+func TestClusterRaftNeedsSecret(t *testing.T) {
+	a := startMember(t, "", nil)
+	raftAddr := a.cluster.ctl.Addr()
+	nc, err := net.Dial("tcp", raftAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := transport.Authenticate(nc, []byte("not-the-cluster-secret-0123"), "127.0.0.1:1", true, 5*time.Second); err == nil {
+		t.Fatal("the Raft port accepted a peer with the wrong secret")
+	}
+	nc2, err := net.Dial("tcp", raftAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if _, err := transport.Authenticate(nc2, []byte(testSecret), "127.0.0.1:1", true, 5*time.Second); err != nil {
+		t.Fatalf("the Raft port refused the right secret: %v", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"time"
 )
 
 // The handshake proves to each side that the other holds the cluster
@@ -200,4 +202,21 @@ func handshakeAccept(rw io.ReadWriter, secret []byte, self string) (string, erro
 		return "", fmt.Errorf("cannot send proof: %w", err)
 	}
 	return peer, nil
+}
+
+// Authenticate runs the cluster-secret handshake on nc for another
+// protocol that shares the cluster's trust (the control plane's Raft
+// connections): dialer is true on the side that connected, self is this
+// node's address. The handshake gets timeout; the connection's deadline is
+// cleared afterwards. On failure the caller closes nc.
+func Authenticate(nc net.Conn, secret []byte, self string, dialer bool, timeout time.Duration) (peer string, err error) {
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("cluster secret shorter than %d bytes", MinSecretLen)
+	}
+	nc.SetDeadline(time.Now().Add(timeout))
+	defer nc.SetDeadline(time.Time{})
+	if dialer {
+		return handshakeDial(nc, secret, self)
+	}
+	return handshakeAccept(nc, secret, self)
 }
