@@ -45,6 +45,10 @@ type Config struct {
 	// Role is "data" (holds partitions) or "client" (routes requests,
 	// holds nothing) in a cluster (--role).
 	Role string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA (PEM files, all three
+	// or none) wrap node-to-node data connections in mutual TLS: each node
+	// presents its certificate and trusts peers signed by the CA.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
 	// Manager lets this node vote in the control plane (--manager,
 	// default true): the first three eligible data nodes are its voters.
 	// A node that starts a cluster is its first manager regardless.
@@ -297,6 +301,9 @@ func (c Config) problems() []problem {
 	}
 	if c.Role == "client" && c.ClusterSecret == "" {
 		add("role", "client needs a cluster (--cluster-secret and --join)")
+	}
+	if n := btoi(c.ClusterTLSCert != "") + btoi(c.ClusterTLSKey != "") + btoi(c.ClusterTLSCA != ""); n != 0 && n != 3 {
+		add("cluster-tls-cert", "--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together")
 	}
 	if c.NearCache < 0 || c.NearCache > 1<<26 {
 		add("near-cache", "must be between 0 and %d entries", 1<<26)
@@ -559,4 +566,11 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		m[s.name] = s.shownValue(c)
 	}
 	return json.Marshal(m)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

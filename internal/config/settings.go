@@ -115,6 +115,24 @@ func settings() []setting {
 			text:  func(c Config) string { return c.Role },
 		},
 		{
+			name: "cluster-tls-cert", arg: "FILE",
+			usage: "PEM certificate this node presents on node-to-node data connections (with --cluster-tls-key and --cluster-tls-ca: mutual TLS)",
+			set:   func(c *Config, v string) error { c.ClusterTLSCert = strings.TrimSpace(v); return nil },
+			text:  func(c Config) string { return c.ClusterTLSCert },
+		},
+		{
+			name: "cluster-tls-key", arg: "FILE",
+			usage: "PEM private key of --cluster-tls-cert",
+			set:   func(c *Config, v string) error { c.ClusterTLSKey = strings.TrimSpace(v); return nil },
+			text:  func(c Config) string { return c.ClusterTLSKey },
+		},
+		{
+			name: "cluster-tls-ca", arg: "FILE",
+			usage: "PEM CA certificates that sign the cluster's node certificates",
+			set:   func(c *Config, v string) error { c.ClusterTLSCA = strings.TrimSpace(v); return nil },
+			text:  func(c Config) string { return c.ClusterTLSCA },
+		},
+		{
 			name: "manager", isBool: true,
 			usage: "may vote in the control plane (the first three eligible data nodes do); --manager=false to keep it out",
 			set:   func(c *Config, v string) error { return parseBool(v, &c.Manager) },

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,8 +272,12 @@ func (c *clusterNode) start() error {
 	if err != nil {
 		return fmt.Errorf("bad --cluster address %q: %w", cfg.ClusterAddr, err)
 	}
+	tlsConf, err := clusterTLS(cfg.ClusterTLSCert, cfg.ClusterTLSKey, cfg.ClusterTLSCA)
+	if err != nil {
+		return err
+	}
 	tr, err := transport.NewTCP(transport.TCPOptions{ListenAddr: dataAddr, Handler: c.handle, Secret: c.secret,
-		Logger: c.log.With("component", "transport")})
+		TLS: tlsConf, Logger: c.log.With("component", "transport")})
 	if err != nil {
 		return fmt.Errorf("cannot listen for node-to-node data on %s: %w", dataAddr, err)
 	}
@@ -755,4 +762,26 @@ func (c *clusterNode) applyMaps(cfgs map[string]control.MapConfig) {
 			}
 		}
 	}
+}
+
+// clusterTLS builds the mutual TLS configuration of node-to-node data
+// connections from PEM files (nil without them).
+func clusterTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the cluster TLS certificate: %w", err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the cluster TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", caFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}, nil
 }

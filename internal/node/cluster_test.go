@@ -2,8 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +221,69 @@ func TestClusterRaftNeedsSecret(t *testing.T) {
 	defer nc2.Close()
 	if _, err := transport.Authenticate(nc2, []byte(testSecret), "127.0.0.1:1", true, 5*time.Second); err != nil {
 		t.Fatalf("the Raft port refused the right secret: %v", err)
+	}
+}
+
+// writeTLSFiles writes a CA and a certificate it signs for 127.0.0.1
+// (PEM) into dir and returns their paths.
+func writeTLSFiles(t *testing.T, dir string) (cert, key, ca string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "engram test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	nodeKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	nodeTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	nodeDER, err := x509.CreateCertificate(rand.Reader, nodeTmpl, caCert, &nodeKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(nodeKey)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("node.pem", "CERTIFICATE", nodeDER), write("node.key", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+// Node-to-node data connections in mutual TLS: the cluster forms,
+// copies partitions and serves keys across nodes.
+func TestClusterTLS(t *testing.T) {
+	cert, key, ca := writeTLSFiles(t, t.TempDir())
+	tlsOn := func(c *config.Config) { c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA = cert, key, ca }
+	a := startMember(t, "", tlsOn)
+	waitSettled(t, 1, a)
+	for i := range 50 {
+		if got := do(t, a, "SET", fmt.Sprintf("k%d", i), "v"); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+	}
+	b := startMember(t, a.GossipAddr(), tlsOn)
+	waitSettled(t, 2, a, b)
+	if got := do(t, b, "DBSIZE"); got != ":50\r\n" {
+		t.Fatalf("DBSIZE through the second node: %q", got)
+	}
+	if l := b.Store().Map("0").Len(); l != 50 {
+		t.Fatalf("the second node holds %d copies, want 50 (2 copies on 2 nodes)", l)
+	}
+	// The data port speaks TLS only: the secret alone, in clear, is refused.
+	nc, err := net.Dial("tcp", a.cluster.tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := transport.Authenticate(nc, []byte(testSecret), "127.0.0.1:1", true, 3*time.Second); err == nil {
+		t.Fatal("the data port accepted a peer without TLS")
 	}
 }
