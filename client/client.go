@@ -238,6 +238,10 @@ func mapError(err error) error {
 	case strings.HasPrefix(msg, "ERR value is not an integer"),
 		strings.HasPrefix(msg, "ERR increment or decrement would overflow"):
 		kind = engram.ErrNotInteger
+	case strings.HasPrefix(msg, "TRYAGAIN "), strings.HasPrefix(msg, "CLUSTERDOWN "):
+		// A partition changing hands, no table yet, replicas slow to
+		// acknowledge, or a node cut off from the majority.
+		kind = engram.ErrUnavailable
 	default:
 		return err
 	}
