@@ -31,8 +31,22 @@ type Options struct {
 	// ReadTimeout and WriteTimeout bound one command's socket I/O; a
 	// context deadline bounds it too.
 	ReadTimeout, WriteTimeout time.Duration
-	// TLSConfig, when set, makes connections use TLS.
+	// TLSConfig, when set, makes connections use TLS. With RouteToOwners
+	// it is used for every node, so its ServerName (if set) must suit
+	// them all.
 	TLSConfig *tls.Config
+	// RouteToOwners, for a cluster, sends each single-key command (Get,
+	// Set, Delete, Incr, TTL, ...) straight to the primary of the key's
+	// partition, saving the hop from the node at Addr (the seed) to the
+	// owner. The client reads the partition table from the seed (CLUSTER
+	// INFO, NODES, PARTITIONS), refreshes it every second and at once
+	// after a -TRYAGAIN or a failure to reach an owner, and opens one
+	// connection pool per member (and map) on first use. Multi-key and
+	// whole-keyspace calls, sequence-checked writes, and keys whose owner
+	// is unknown or unreachable go through the seed as without it. A
+	// stale table costs a hop, never a wrong answer: a node forwards any
+	// command it does not own. Against a single node it does nothing.
+	RouteToOwners bool
 }
 
 // defaultMap is the map a connection is on before any SELECT.
@@ -43,6 +57,8 @@ type Client struct {
 	base   *redis.Client // on map "0"; also Redis()
 	opts   redis.Options // template for the per-map pools
 	closed atomic.Bool
+
+	router *router // nil unless Options.RouteToOwners
 
 	mu   sync.Mutex
 	maps map[string]*Map // per-map handles with their own pools, made lazily
@@ -86,6 +102,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		c.base.Close()
 		return nil, fmt.Errorf("client: cannot reach Engram at %s: %w", opts.Addr, mapError(err))
 	}
+	if opts.RouteToOwners {
+		c.router = newRouter(c)
+		c.router.start(ctx)
+	}
 	return c, nil
 }
 
@@ -107,7 +127,18 @@ func (c *Client) Map(name string) *Map {
 	case name == defaultMap:
 		m.rdb = c.base
 	default:
-		o := c.opts
+		m.rdb = redis.NewClient(c.mapOptions(name, c.opts.Addr))
+	}
+	c.maps[name] = m
+	return m
+}
+
+// mapOptions returns the options of a pool to the node at addr whose
+// connections are on map name.
+func (c *Client) mapOptions(name, addr string) *redis.Options {
+	o := c.opts
+	o.Addr = addr
+	if name != defaultMap {
 		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 			// redis.Conn has no Do: build the command and process it.
 			cmd := redis.NewStatusCmd(ctx, "select", name)
@@ -116,10 +147,8 @@ func (c *Client) Map(name string) *Map {
 			}
 			return nil
 		}
-		m.rdb = redis.NewClient(&o)
 	}
-	c.maps[name] = m
-	return m
+	return &o
 }
 
 // check is the guard every call starts with.
@@ -188,10 +217,14 @@ func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	if c.router != nil {
+		c.router.close()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
 	for name, m := range c.maps {
+		errs = append(errs, m.closeNodes()...)
 		if m.rdb != nil && m.rdb != c.base {
 			if err := m.rdb.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("client: cannot close the pool of map %q: %w", name, err))

@@ -15,25 +15,19 @@ import (
 // TestBehaviourCluster runs the behaviour table against a three-node
 // cluster of embedded nodes: through the Go API of one node and over
 // RESP2 and RESP3 to another, so most keys live on a node other than the
-// one called and every call is routed.
+// one called and every call is routed; and with RouteToOwners, so every
+// single-key call goes straight to its owner.
 func TestBehaviourCluster(t *testing.T) {
-	const secret = "engram-client-test-cluster-secret"
-	var nodes []*engram.Node
-	for i := range 3 {
-		cfg := engram.Config{MaxKeyLen: testMaxKeyLen, MaxValueLen: testMaxValueLen, HTTPAddr: "127.0.0.1:0",
-			ClusterAddr: "127.0.0.1:0", ClusterSecret: secret, NodeName: "n" + strconv.Itoa(i)}
-		if i > 0 {
-			cfg.Join = []string{nodes[0].ClusterAddr()}
-		}
-		nodes = append(nodes, startNode(t, cfg))
-	}
-	waitFormed(t, nodes)
+	nodes := startCluster(t, 3)
 	ctx := context.Background()
 	c2, c3 := dial(t, nodes[2], 2), dial(t, nodes[2], 3)
+	r2, r3 := dialRouted(t, nodes[2], 2), dialRouted(t, nodes[2], 3)
 	backends := map[string]func(name string) api{
-		"embedded": func(name string) api { return nodes[1].Map(name) },
-		"resp2":    func(name string) api { return c2.Map(name) },
-		"resp3":    func(name string) api { return c3.Map(name) },
+		"embedded":     func(name string) api { return nodes[1].Map(name) },
+		"resp2":        func(name string) api { return c2.Map(name) },
+		"resp3":        func(name string) api { return c3.Map(name) },
+		"resp2-routed": func(name string) api { return r2.Map(name) },
+		"resp3-routed": func(name string) api { return r3.Map(name) },
 	}
 	for backend, mapNamed := range backends {
 		t.Run(backend, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,9 @@ type Map struct {
 	c    *Client
 	name string
 	rdb  *redis.Client // connections that SELECTed name; nil after Close
+
+	mu    sync.Mutex
+	nodes map[string]*redis.Client // RESP address -> pool to that owner (RouteToOwners)
 }
 
 // Name returns the map's name.
@@ -39,7 +43,11 @@ func (m *Map) GetTo(ctx context.Context, dst []byte, key string) ([]byte, error)
 	if err := m.check(ctx); err != nil {
 		return dst, err
 	}
-	v, err := m.rdb.Get(ctx, key).Bytes()
+	var v []byte
+	err := m.keyed(ctx, key, true, func(rdb *redis.Client) (err error) {
+		v, err = rdb.Get(ctx, key).Bytes()
+		return err
+	})
 	if err != nil {
 		return dst, mapError(err)
 	}
@@ -82,6 +90,7 @@ func (m *Map) set(ctx context.Context, cmd, key string, value []byte, opts []eng
 	} else {
 		args = []any{cmd, key, value}
 	}
+	route := !p.HasSeq // a sequence-checked write involves the map's sequence too: the seed
 	if p.TTL > 0 {
 		args = append(args, "px", p.TTL.Milliseconds())
 	}
@@ -94,7 +103,11 @@ func (m *Map) set(ctx context.Context, cmd, key string, value []byte, opts []eng
 	case p.IfPresent:
 		args = append(args, "xx")
 	}
-	err = m.rdb.Do(ctx, args...).Err()
+	if route {
+		err = m.keyed(ctx, key, false, func(rdb *redis.Client) error { return rdb.Do(ctx, args...).Err() })
+	} else {
+		err = m.rdb.Do(ctx, args...).Err()
+	}
 	if errors.Is(err, redis.Nil) {
 		return false, nil // SET NX/XX replies nil when its condition fails
 	}
@@ -109,7 +122,11 @@ func (m *Map) Delete(ctx context.Context, key string) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
-	n, err := m.rdb.Del(ctx, key).Result()
+	var n int64
+	err := m.keyed(ctx, key, false, func(rdb *redis.Client) (err error) {
+		n, err = rdb.Del(ctx, key).Result()
+		return err
+	})
 	return n == 1, mapError(err)
 }
 
@@ -127,7 +144,11 @@ func (m *Map) Contains(ctx context.Context, key string) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
-	n, err := m.rdb.Exists(ctx, key).Result()
+	var n int64
+	err := m.keyed(ctx, key, true, func(rdb *redis.Client) (err error) {
+		n, err = rdb.Exists(ctx, key).Result()
+		return err
+	})
 	return n == 1, mapError(err)
 }
 
@@ -138,7 +159,11 @@ func (m *Map) TTL(ctx context.Context, key string) (time.Duration, error) {
 		return 0, err
 	}
 	// Do rather than PTTL: go-redis turns -1 and -2 into durations.
-	ms, err := m.rdb.Do(ctx, "pttl", key).Int64()
+	var ms int64
+	err := m.keyed(ctx, key, true, func(rdb *redis.Client) (err error) {
+		ms, err = rdb.Do(ctx, "pttl", key).Int64()
+		return err
+	})
 	switch {
 	case err != nil:
 		return 0, mapError(err)
@@ -161,7 +186,11 @@ func (m *Map) Expire(ctx context.Context, key string, d time.Duration) (bool, er
 	if d > 0 {
 		ms = ceilDiv(d, time.Millisecond)
 	}
-	n, err := m.rdb.Do(ctx, "pexpire", key, ms).Int64()
+	var n int64
+	err := m.keyed(ctx, key, false, func(rdb *redis.Client) (err error) {
+		n, err = rdb.Do(ctx, "pexpire", key, ms).Int64()
+		return err
+	})
 	return n == 1, mapError(err)
 }
 
@@ -180,7 +209,11 @@ func (m *Map) Persist(ctx context.Context, key string) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
-	ok, err := m.rdb.Persist(ctx, key).Result()
+	var ok bool
+	err := m.keyed(ctx, key, false, func(rdb *redis.Client) (err error) {
+		ok, err = rdb.Persist(ctx, key).Result()
+		return err
+	})
 	return ok, mapError(err)
 }
 
@@ -196,7 +229,11 @@ func (m *Map) IncrBy(ctx context.Context, key string, delta int64) (int64, error
 	if err := m.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := m.rdb.IncrBy(ctx, key, delta).Result()
+	var n int64
+	err := m.keyed(ctx, key, false, func(rdb *redis.Client) (err error) {
+		n, err = rdb.IncrBy(ctx, key, delta).Result()
+		return err
+	})
 	if err != nil {
 		return 0, mapError(err)
 	}
