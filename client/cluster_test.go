@@ -48,7 +48,8 @@ func TestBehaviourCluster(t *testing.T) {
 }
 
 // waitFormed waits until every node's HTTP API reports the cluster's
-// state ok, all members alive and one partition table epoch.
+// state ok, all members alive, no partition copy being filled and one
+// partition table epoch.
 func waitFormed(t *testing.T, nodes []*engram.Node) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -57,9 +58,10 @@ func waitFormed(t *testing.T, nodes []*engram.Node) {
 		var epoch uint64
 		for i, n := range nodes {
 			var v struct {
-				State   string `json:"state"`
-				Epoch   uint64 `json:"epoch"`
-				Members []struct {
+				State      string `json:"state"`
+				Epoch      uint64 `json:"epoch"`
+				Migrations int    `json:"migrations"`
+				Members    []struct {
 					Alive bool `json:"alive"`
 				} `json:"members"`
 			}
@@ -78,7 +80,7 @@ func waitFormed(t *testing.T, nodes []*engram.Node) {
 					alive++
 				}
 			}
-			if v.State != "ok" || alive != len(nodes) || (i > 0 && v.Epoch != epoch) {
+			if v.State != "ok" || alive != len(nodes) || v.Migrations != 0 || (i > 0 && v.Epoch != epoch) {
 				formed = false
 			}
 			epoch = v.Epoch

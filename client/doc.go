@@ -17,6 +17,17 @@
 // selects numbered databases only; so each map gets its own connection
 // pool whose connections SELECT it when they connect.
 //
+// In a cluster any node takes any command and forwards it to the key's
+// owner. With Options.RouteToOwners the client learns the partition table
+// from the node it dialled and sends each single-key command (Get, Set,
+// Delete, Incr, TTL, ...) straight to the key's primary, saving that hop;
+// multi-key and whole-keyspace calls still go to the dialled node, which
+// splits or scatters them. A stale table costs a hop, never a wrong
+// answer. A call the cluster cannot run now (a partition changing hands,
+// a node cut off from the majority: -TRYAGAIN, -CLUSTERDOWN) returns an
+// error matching engram.ErrUnavailable; it is not retried for you, since
+// a write may have been applied.
+//
 // This package imports package engram for the shared options and errors;
 // engram must never import it.
 package client
