@@ -721,7 +721,15 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		}
 		return &Response{Epoch: epoch}
 	}
-	if t == nil || r.Epoch != t.Epoch {
+	// Fencing. A request from a node with a newer table than this one is
+	// refused: this node may no longer own what it is asked for. A client
+	// request from a node with an older table is served if this node leads
+	// the partition in its own, newer table (checked per partition below):
+	// the sender routed right, and a node that cannot learn newer tables
+	// (one that just left the control plane) must not have its requests
+	// refused until they time out. Replication stays strictly fenced.
+	clientOp := r.Op == OpCommand || r.Op == OpScatter || r.Op == OpBatch || r.Op == OpGet || r.Op == OpSet || r.Op == OpDelete
+	if t == nil || r.Epoch > t.Epoch || (r.Epoch < t.Epoch && !clientOp) {
 		n.fenced.Add(1)
 		return &Response{Status: StatusWrongEpoch, Epoch: epoch, Message: fmt.Sprintf("request epoch %d, node epoch %d", r.Epoch, epoch)}
 	}

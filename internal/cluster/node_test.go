@@ -330,12 +330,13 @@ func TestFencing(t *testing.T) {
 			t.Skip("tables differ for every key of this pair")
 		}
 	}
-	c.setTable(t2, p) // the owner moves on; the others lag behind
+	// A caller with a newer table than the owner's is refused: the owner
+	// may no longer lead what it is asked for.
+	c.setTable(t2, o)
 	c.table = t2
-
-	err = c.nodes[o].Set(ctxFor(t, 200*time.Millisecond), testMap, k, []byte("old"), store.SetOptions{}, AckAll)
+	err = c.nodes[o].Set(ctxFor(t, 200*time.Millisecond), testMap, k, []byte("newer"), store.SetOptions{}, AckAll)
 	if !errors.Is(err, ErrWrongEpoch) || !IsRetryable(err) {
-		t.Fatalf("set with an old epoch: %v, want a retryable ErrWrongEpoch", err)
+		t.Fatalf("set from a node with a newer table: %v, want a retryable ErrWrongEpoch", err)
 	}
 	if v, ok := c.local(p, k); ok {
 		t.Fatalf("a fenced write was applied: %q", v)
@@ -345,10 +346,10 @@ func TestFencing(t *testing.T) {
 	go func() {
 		done <- c.nodes[o].Set(ctxFor(t, 20*time.Second), testMap, k, []byte("new"), store.SetOptions{}, AckAll)
 	}()
-	eventually(t, "the owner to refuse the old epoch again", func() bool { return c.nodes[p].Stats().Fenced > fenced })
-	c.setTable(t2, r, o)
+	eventually(t, "the owner to refuse the newer epoch again", func() bool { return c.nodes[p].Stats().Fenced > fenced })
+	c.setTable(t2, p, r)
 	if err := <-done; err != nil {
-		t.Fatalf("set after the caller got the new table: %v", err)
+		t.Fatalf("set after the owners got the new table: %v", err)
 	}
 	for _, id := range []ring.NodeID{p, r} {
 		if v, ok := c.local(id, k); !ok || v != "new" {
@@ -357,6 +358,18 @@ func TestFencing(t *testing.T) {
 	}
 	if c.nodes[o].Stats().Retries == 0 {
 		t.Fatal("the caller never retried")
+	}
+	// A caller with an older table is served by an owner that still leads
+	// the partition in its newer table (it routed right).
+	t3, err := ring.Assign(t2, c.ids, testPartitions, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(t3.Owners[t3.PartitionOf(k)], []ring.NodeID{p, r}) {
+		c.setTable(t3, p, r)
+		if err := c.nodes[o].Set(ctxFor(t, 5*time.Second), testMap, k, []byte("from-older"), store.SetOptions{}, AckAll); err != nil {
+			t.Fatalf("set from a node with an older table, owner unchanged: %v", err)
+		}
 	}
 	// An older table is refused.
 	if err := c.nodes[o].SetTable(t1, c.addrs); err == nil {
