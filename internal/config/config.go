@@ -290,6 +290,13 @@ func (c Config) problems() []problem {
 			add("join", "%q: %v", a, err)
 		}
 	}
+	if c.ClusterSecret != "" {
+		if h, _, err := net.SplitHostPort(c.ClusterAddr); err == nil {
+			if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+				add("cluster", "a cluster member must name its own address (peers dial it and it is gossiped), not %q", h)
+			}
+		}
+	}
 	if c.ClusterSecret != "" && len(c.ClusterSecret) < MinClusterSecretLen {
 		add("cluster-secret", "must be at least %d bytes", MinClusterSecretLen)
 	}

@@ -378,6 +378,9 @@ func TestValidate(t *testing.T) {
 		{"join without secret", func(c *Config) { c.Join = []string{"a:1"} }, `invalid --join "a:1": needs --cluster-secret`},
 		{"short secret", func(c *Config) { c.ClusterSecret = "short" }, `invalid --cluster-secret: must be at least 16 bytes`},
 		{"bad role", func(c *Config) { c.Role = "boss" }, `invalid --role "boss": want data or client`},
+		{"wildcard cluster address", func(c *Config) {
+			c.ClusterSecret, c.ClusterAddr, c.Password = "0123456789abcdef0123", "0.0.0.0:7946", "pw"
+		}, `invalid --cluster "0.0.0.0:7946": a cluster member must name its own address`},
 		{"client without cluster", func(c *Config) { c.Role = "client" }, `invalid --role "client": client needs a cluster`},
 		{"join no host", func(c *Config) { c.Join = []string{":7946"} }, `invalid --join ":7946": ":7946": missing host`},
 		{"join port 0", func(c *Config) { c.Join = []string{"a:0"} }, `invalid --join "a:0": "a:0": port must not be 0`},
