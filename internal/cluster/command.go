@@ -168,6 +168,20 @@ func (n *Node) leaseOK() error {
 // ran (ErrReplicaTimeout) is returned at once: local has already written
 // its reply, which the caller must replace.
 func (n *Node) Run(ctx context.Context, p int, c *Command, local func()) ([]byte, error) {
+	return retry(ctx, n, func(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string) ([]byte, error) {
+		return n.runOnce(ctx, t, addrs, p, c, local)
+	}, func(err error, attempt int) bool {
+		return !errors.Is(err, ErrReplicaTimeout) && !(errors.Is(err, ErrNoQuorum) && attempt > 0)
+	})
+}
+
+// retry calls try (with ctx bounded as below) and the current table until it succeeds, fails with
+// an error that is not retryable or that again says no (again(err,
+// attempt) false), or ctx ends (bounded by Options.RequestTimeout when ctx
+// has no deadline). Between attempts it backs off from RetryMin to
+// RetryMax, woken early by a new table.
+func retry[T any](ctx context.Context, n *Node, try func(context.Context, *ring.Table, map[ring.NodeID]string) (T, error), again func(err error, attempt int) bool) (T, error) {
+	var zero T
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
@@ -177,18 +191,18 @@ func (n *Node) Run(ctx context.Context, p int, c *Command, local func()) ([]byte
 	backoff := n.opts.RetryMin
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, giveUp(last, err)
+			return zero, giveUp(last, err)
 		}
 		if attempt > 0 {
 			n.retries.Add(1)
 		}
 		t, addrs, changed := n.view()
-		reply, err := n.runOnce(ctx, t, addrs, p, c, local)
+		v, err := try(ctx, t, addrs)
 		if err == nil {
-			return reply, nil
+			return v, nil
 		}
-		if !IsRetryable(err) || errors.Is(err, ErrReplicaTimeout) || (errors.Is(err, ErrNoQuorum) && attempt > 0) {
-			return nil, err
+		if !IsRetryable(err) || !again(err, attempt) {
+			return zero, err
 		}
 		last = err
 		timer := time.NewTimer(backoff)
@@ -291,38 +305,11 @@ func (n *Node) callResp(ctx context.Context, to ring.NodeID, addr string, t *rin
 // until ctx ends, so every partition is answered exactly once by the
 // primary of one table. Commands scattered must be safe to repeat.
 func (n *Node) Scatter(ctx context.Context, c *Command, local func(parts []int) ([]byte, error)) ([][]byte, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
-		defer cancel()
-	}
-	var last error
-	backoff := n.opts.RetryMin
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, giveUp(last, err)
-		}
-		if attempt > 0 {
-			n.retries.Add(1)
-		}
-		t, addrs, changed := n.view()
-		replies, err := n.scatterOnce(ctx, t, addrs, c, local)
-		if err == nil {
-			return replies, nil
-		}
-		if !IsRetryable(err) || (errors.Is(err, ErrNoQuorum) && attempt > 0) {
-			return nil, err
-		}
-		last = err
-		timer := time.NewTimer(backoff)
-		select {
-		case <-changed:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		backoff = min(2*backoff, n.opts.RetryMax)
-	}
+	return retry(ctx, n, func(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string) ([][]byte, error) {
+		return n.scatterOnce(ctx, t, addrs, c, local)
+	}, func(err error, attempt int) bool {
+		return !(errors.Is(err, ErrNoQuorum) && attempt > 0)
+	})
 }
 
 func (n *Node) scatterOnce(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string, c *Command, local func(parts []int) ([]byte, error)) ([][]byte, error) {

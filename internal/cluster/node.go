@@ -607,38 +607,9 @@ func (n *Node) Delete(ctx context.Context, mapName string, key []byte, ack Ack) 
 // do routes r to the owner of its key, retrying retryable failures until
 // ctx ends (or Options.RequestTimeout if ctx has no deadline).
 func (n *Node) do(ctx context.Context, r *Request) (*Response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
-		defer cancel()
-	}
-	var last error
-	backoff := n.opts.RetryMin
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, giveUp(last, err)
-		}
-		if attempt > 0 {
-			n.retries.Add(1)
-		}
-		t, addrs, changed := n.view()
-		resp, err := n.attempt(ctx, t, addrs, r)
-		if err == nil {
-			return resp, nil
-		}
-		if !IsRetryable(err) || errors.Is(err, ErrReplicaTimeout) {
-			return nil, err
-		}
-		last = err
-		timer := time.NewTimer(backoff)
-		select {
-		case <-changed:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		backoff = min(2*backoff, n.opts.RetryMax)
-	}
+	return retry(ctx, n, func(ctx context.Context, t *ring.Table, addrs map[ring.NodeID]string) (*Response, error) {
+		return n.attempt(ctx, t, addrs, r)
+	}, func(err error, _ int) bool { return !errors.Is(err, ErrReplicaTimeout) })
 }
 
 // attempt makes one try of r by table t.
