@@ -57,13 +57,16 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, started: time.Now()}
-	var obs store.Observer
+	// Every consumer of the store's changes is listed here, in the order
+	// it sees them (replication first: it assigns the change its place in
+	// the partition's log).
+	var observers []store.Observer
 	if cfg.Clustered() {
 		n.cluster = newClusterNode(n)
-		obs = n.cluster.obs
+		observers = append(observers, n.cluster.obs)
 	}
 	st, err := store.New(store.Options{
-		Observer:      obs,
+		Observer:      store.Observers(observers...),
 		Partitions:    cfg.Partitions,
 		MaxMemory:     cfg.MaxMemory,
 		Policy:        policy,

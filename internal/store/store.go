@@ -574,3 +574,32 @@ func (s *Store) Sweep(ctx context.Context) int {
 	}
 	return removed
 }
+
+// multiObserver hands every event to several observers in order.
+type multiObserver []Observer
+
+func (m multiObserver) OnEvent(ev *Event) {
+	for _, o := range m {
+		o.OnEvent(ev)
+	}
+}
+
+// Observers combines observers (nil ones are skipped) into one, called in
+// the order given: replication, the backing store's write-behind queue,
+// indexes and pub/sub all consume the same stream of changes. It returns
+// nil when there is none, which keeps the store's event path free.
+func Observers(list ...Observer) Observer {
+	var out multiObserver
+	for _, o := range list {
+		if o != nil {
+			out = append(out, o)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	return out
+}
