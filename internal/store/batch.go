@@ -132,7 +132,7 @@ func (m *Map) SetAllIfAbsent(items []KV, expireAt int64) (bool, error) {
 				ok = false
 			}
 		}
-		if err := m.put(sh, h32, it.Key, it.Value, expireAt, now, now, loc, ok, true); err != nil {
+		if err := m.put(sh, h32, it.Key, it.Value, expireAt, now, now, loc, ok, putUser); err != nil {
 			return i > 0, err
 		}
 	}

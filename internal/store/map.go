@@ -26,6 +26,11 @@ type Map struct {
 	hasSeq bool
 
 	internal bool // IsInternal(name): kept out of listings, flushes and eviction
+
+	// Change tracking (dirty.go): the map's shadow map of changes not yet
+	// in the backing store, and who decides whether a change is tracked.
+	dirty   atomic.Pointer[Map]
+	tracker atomic.Pointer[func(key []byte) bool]
 }
 
 // Name returns the map's name.
@@ -333,7 +338,7 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 			expire = hd.expire
 		}
 	}
-	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists, true); err != nil {
+	if err := m.put(sh, h32, key, val, expire, now, now, loc, exists, putUser); err != nil {
 		return res, err
 	}
 	if o.HasSeq {
@@ -343,10 +348,21 @@ func (m *Map) Set(key, val []byte, o SetOptions) (SetResult, error) {
 	return res, nil
 }
 
+// putKind says where a write comes from.
+type putKind uint8
+
+const (
+	putUser   putKind = iota // a client's write: limits apply, tracked
+	putImport                // replicated or snapshot record: the primary decided
+	putLoad                  // read from the backing store: not a change
+)
+
 // put writes a record for key under the shard lock. exists says whether
-// loc holds the key's current (unexpired) record; limit applies the map's
-// key limit (records imported from a primary skip it: the primary decided).
-func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs int64, loc uint32, exists, limit bool) error {
+// loc holds the key's current (unexpired) record; a user write applies the
+// map's key limit (records imported from a primary skip it: the primary
+// decided) and is recorded as a change for the backing store.
+func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs int64, loc uint32, exists bool, how putKind) error {
+	limit := how == putUser
 	size := recordSize(len(key), len(val))
 	created := uint32(createdMs / 1000)
 	access := m.s.initialAccess(now)
@@ -359,8 +375,8 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 			sh.live += int64(size - oldLive)
 			m.s.acct.used.Add(int64(size - oldLive))
 			sh.nttl += btoi(expire != 0) - btoi(hadTTL)
-			m.s.emitWrite(m, key, val, expire, int64(created)*1000)
-			return nil
+			m.s.emitWrite(m, key, val, expire, int64(created)*1000, how == putLoad)
+			return m.afterWrite(key, val, now, how)
 		}
 	} else if mk := m.maxKeys.Load(); limit && mk > 0 && m.count.Load() >= mk {
 		return fmt.Errorf("%w: map %q holds %d keys, the limit is %d", ErrMapFull, m.name, m.count.Load(), mk)
@@ -391,8 +407,8 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 	sh.live += int64(size)
 	m.s.acct.used.Add(int64(size))
 	sh.nttl += btoi(expire != 0)
-	m.s.emitWrite(m, key, val, expire, int64(created)*1000)
-	return nil
+	m.s.emitWrite(m, key, val, expire, int64(created)*1000, how == putLoad)
+	return m.afterWrite(key, val, now, how)
 }
 
 func btoi(b bool) int {
@@ -411,6 +427,9 @@ func (m *Map) remove(sh *shard, h32, loc uint32, why Reason) {
 	}
 	if m.s.obs != nil {
 		m.s.emitDelete(m, sh.key(loc), why)
+	}
+	if why == ReasonDeleted {
+		m.afterDelete(sh.key(loc))
 	}
 	sh.unlink(h32, loc)
 	sh.count--
@@ -532,7 +551,7 @@ func (m *Map) Mutate(key []byte, fn func(cur Entry, exists bool) (Mutation, erro
 			}
 			return m.Mutate(key, fn)
 		}
-		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, now, loc, exists, true)
+		err = m.put(sh, h32, key, mu.Value, mu.ExpireAt, now, now, loc, exists, putUser)
 	case Remove:
 		if exists {
 			m.remove(sh, h32, loc, ReasonDeleted)

@@ -174,4 +174,6 @@ var (
 	ErrShardFull = errors.New("partition storage exhausted")
 	// ErrTooManyMaps: creating one more map would pass Options.MaxMaps.
 	ErrTooManyMaps = errors.New("too many maps")
+	// ErrInternalMap: the operation is not for internal maps.
+	ErrInternalMap = errors.New("internal map")
 )

@@ -95,7 +95,7 @@ func (s *Store) Import(r Record, ifAbsent bool) (bool, error) {
 	if exists && ifAbsent {
 		return false, nil
 	}
-	if err := m.put(sh, h32, r.Key, r.Value, r.ExpireAt, now, r.Created, loc, exists, false); err != nil {
+	if err := m.put(sh, h32, r.Key, r.Value, r.ExpireAt, now, r.Created, loc, exists, putImport); err != nil {
 		return false, err
 	}
 	return true, nil

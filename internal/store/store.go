@@ -60,6 +60,11 @@ type Event struct {
 	Created  int64
 	Kind     EventKind
 	Reason   Reason // why a delete happened
+	// Loaded marks a write that copied the backing store's value into
+	// memory (read-through): the data did not change, so it is replicated
+	// (the copy is state) but is not news for subscribers and is not a
+	// change to write back.
+	Loaded bool
 }
 
 // Observer receives every change. OnEvent is called with the key's
@@ -89,6 +94,9 @@ type Store struct {
 	misses  atomic.Int64 // misses on partitions never written
 	expired atomic.Int64
 	evicted atomic.Int64
+	// dirtyErrors counts deletes whose change record could not be written
+	// (the shadow map's partition storage was exhausted).
+	dirtyErrors atomic.Int64
 
 	sweepMu  sync.Mutex
 	sweepPos int // next map*partitions+partition the sweeper visits
@@ -182,6 +190,11 @@ func (s *Store) createMap(name string, limit int) (*Map, error) {
 func (s *Store) OpenMap(name string) (*Map, error) {
 	if m, ok := s.Lookup(stringBytes(name)); ok {
 		return m, nil
+	}
+	if IsInternal(name) {
+		// Only nodes name internal maps (a client cannot select one), one
+		// per client map at most: they do not count against the bound.
+		return s.createMap(name, 0)
 	}
 	s.mu.Lock()
 	n := len(s.maps)
@@ -313,6 +326,10 @@ type Stats struct {
 	Misses      int64
 	Expired     int64 // items removed because they expired
 	Evicted     int64 // items removed for the memory bound (or evict-since)
+	// DirtyErrors counts explicit deletes of tracked maps whose change
+	// record could not be written (storage exhausted): they may not reach
+	// the backing store.
+	DirtyErrors int64
 	Uptime      time.Duration
 	Started     time.Time
 }
@@ -320,7 +337,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (s *Store) Stats() Stats {
 	st := Stats{UsedMemory: s.acct.used.Load(), ArenaMemory: s.acct.arena.Load(), MaxMemory: s.MaxMemory(),
-		Policy: s.Policy(), Misses: s.misses.Load(), Expired: s.expired.Load(), Evicted: s.evicted.Load(),
+		Policy: s.Policy(), Misses: s.misses.Load(), Expired: s.expired.Load(), Evicted: s.evicted.Load(), DirtyErrors: s.dirtyErrors.Load(),
 		Started: s.start, Uptime: time.Since(s.start)}
 	l := *s.list.Load()
 	st.Maps = len(l)
@@ -351,9 +368,9 @@ func (s *Store) ResetStats() {
 	}
 }
 
-func (s *Store) emitWrite(m *Map, key, val []byte, expireAt, created int64) {
+func (s *Store) emitWrite(m *Map, key, val []byte, expireAt, created int64, loaded bool) {
 	if s.obs != nil {
-		s.obs.OnEvent(&Event{Map: m.name, Key: key, Value: val, Kind: EventWrite, ExpireAt: expireAt, Created: created})
+		s.obs.OnEvent(&Event{Map: m.name, Key: key, Value: val, Kind: EventWrite, ExpireAt: expireAt, Created: created, Loaded: loaded})
 	}
 }
 
