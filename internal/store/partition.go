@@ -115,6 +115,9 @@ func (s *Store) DropPartition(p int) error {
 			sh.mu.Unlock()
 		}
 	}
+	if d, ok := s.obs.(PartitionDropper); ok {
+		d.OnDropPartition(p)
+	}
 	return nil
 }
 
