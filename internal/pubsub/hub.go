@@ -477,7 +477,9 @@ func (h *Hub) removePattern(s *Subscriber, p string) {
 		return
 	}
 	delete(h.patterns, p)
-	drop := func(list []*pattern) []*pattern { return slices.DeleteFunc(list, func(x *pattern) bool { return x == pt }) }
+	drop := func(list []*pattern) []*pattern {
+		return slices.DeleteFunc(list, func(x *pattern) bool { return x == pt })
+	}
 	switch {
 	case !pt.scope.event:
 		h.topicPat = drop(h.topicPat)
