@@ -550,7 +550,9 @@ func (h *Hub) PublishLocal(channel string, payload []byte) int {
 // a cluster member calls it for the partitions it leads and for events
 // shipped from other nodes.
 func (h *Hub) OnEvent(ev *store.Event) {
-	if h.watch.Load() == 0 {
+	if h.watch.Load() == 0 || ev.Loaded || store.IsInternal(ev.Map) {
+		// A read-through load changes nothing; internal maps (sequences,
+		// change records) are the node's own.
 		return
 	}
 	var kind Kind
