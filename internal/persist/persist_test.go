@@ -22,8 +22,8 @@ func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 // wait for gate when it is non-nil.
 type flaky struct {
 	inner backing.Store
-	down atomic.Bool
-	gate chan struct{}
+	down  atomic.Bool
+	gate  chan struct{}
 }
 
 var errDown = &backing.Error{Op: "test", Kind: backing.ErrUnavailable, Err: errors.New("store is down")}
