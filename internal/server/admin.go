@@ -303,6 +303,7 @@ func cmdReset(c *conn, _ [][]byte) {
 	c.m = c.s.st.Map("0")
 	c.info.Unlock()
 	c.setAuthed(c.s.opts.Password == "")
+	c.resetPubSub()
 	c.simple("RESET")
 }
 

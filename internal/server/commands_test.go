@@ -766,6 +766,18 @@ func redisCommandCases() []cmdCase {
 			{`SET "\x00" ""`, "+OK"},
 			{`EXISTS "\x00" "\x00\r\n\xff" ""`, ":2"},
 		}},
+		// One connection; subscribers and publishers together are in
+		// pubsub_test.go.
+		{name: "pub/sub on one connection", steps: []step{
+			{"PUBLISH news hi", ":0"},
+			{"PUBSUB NUMPAT", ":0"},
+			{"SUBSCRIBE news", `["subscribe" "news" :1]`},
+			{"PSUBSCRIBE n*", `["psubscribe" "n*" :2]`},
+			{"SET k v", "-ERR Can't execute 'set': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"},
+			{"UNSUBSCRIBE news", `["unsubscribe" "news" :1]`},
+			{"PUNSUBSCRIBE n*", `["punsubscribe" "n*" :0]`},
+			{"PUBSUB CHANNELS", "[]"},
+		}},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/engramdb/engram/internal/cluster"
+	"github.com/engramdb/engram/internal/pubsub"
 	"github.com/engramdb/engram/internal/resp"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -53,6 +54,9 @@ type Options struct {
 	// MapConfig records a map setting ("max_ttl" seconds or "max_keys")
 	// cluster-wide (SETMAXTTL, SETMAXKEYS); nil on a standalone node.
 	MapConfig func(mapName, setting string, value int64) error
+	// PubSub is the node's pub/sub hub (SUBSCRIBE, PUBLISH...); nil: the
+	// server makes one of its own (topics only: no store events reach it).
+	PubSub *pubsub.Hub
 }
 
 // Server serves the Redis protocol.
@@ -62,6 +66,7 @@ type Server struct {
 	cl   *cluster.Node
 	log  *slog.Logger
 	cmds map[string]*command
+	hub  *pubsub.Hub
 	// internal are the commands only cluster nodes send (seq.go).
 	internal map[string]*command
 	start    time.Time
@@ -105,6 +110,10 @@ func New(o Options) (*Server, error) {
 		o.Version = "dev"
 	}
 	s := &Server{opts: o, st: o.Store, cl: o.Cluster, log: o.Logger, start: time.Now(), conns: make(map[*conn]struct{})}
+	s.hub = o.PubSub
+	if s.hub == nil {
+		s.hub = pubsub.New(pubsub.Options{})
+	}
 	s.cmds = commandTable()
 	s.internal = internalCommands()
 	if s.cl != nil {
@@ -250,6 +259,8 @@ type conn struct {
 	readonly  bool
 	forwarded bool
 	parts     []int
+
+	ps *connPubSub // pub/sub state once subscribed (pubsub.go)
 }
 
 // ctx is the context of the connection's current command.
@@ -300,6 +311,7 @@ func (s *Server) handle(c *conn) {
 			s.log.Error("BUG: panic serving a RESP client; connection closed", "client", c.nc.RemoteAddr().String(), "panic", r)
 		}
 		c.nc.Close()
+		c.closePubSub()
 		s.connected.Add(-1)
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -343,6 +355,16 @@ func (s *Server) handle(c *conn) {
 }
 
 func (c *conn) flush() bool {
+	if c.ps != nil {
+		// A subscriber's pusher writes to the socket too.
+		c.ps.wmu.Lock()
+		defer c.ps.wmu.Unlock()
+	}
+	return c.writeOut()
+}
+
+// writeOut writes the pending replies (flush without the pub/sub lock).
+func (c *conn) writeOut() bool {
 	if len(c.out) == 0 {
 		return true
 	}
@@ -381,6 +403,9 @@ func (s *Server) dispatch(c *conn, args [][]byte) {
 	}
 	if (cmd.arity > 0 && len(args) != cmd.arity) || (cmd.arity < 0 && len(args) < -cmd.arity) {
 		c.errorf("ERR wrong number of arguments for '%s' command", cmd.name)
+		return
+	}
+	if c.ps != nil && c.subscribedGate(cmd, args) {
 		return
 	}
 	c.failed = false
