@@ -41,34 +41,53 @@ type ipart struct {
 	// key of the value there; byVal the reverse. A key string is shared
 	// by both maps (one allocation).
 	byKey map[string]string
-	byVal map[string]keySet
+	byVal map[string]*keySet
 	// filled: the backfill has copied the partition's existing items in.
 	// Until then tomb holds the keys a live change removed from (or never
 	// added to) the index, so the backfill does not add their older value.
 	filled bool
 	tomb   map[string]struct{}
-	bytes  int64 // estimate of the memory the entries hold
+	bytes  int64  // estimate of the memory the entries hold
 	gen    uint64 // incremented when the partition is dropped
 }
 
-// keySet is the set of keys holding one value: inline while it has one
-// key (unique values are common: ids), a map beyond.
+// keySet is the set of keys holding one value. Most sets are small (a
+// unique id; or few keys of one value per partition), so a set is a
+// single inline key, then a short slice, and a map only past
+// maxListSet keys. vk is the value's canonical key, which every byKey
+// entry of the set shares (one allocation per distinct value).
 type keySet struct {
+	vk   string
 	one  string
+	list []string
 	many map[string]struct{}
 }
 
-func (s keySet) len() int {
-	if s.many != nil {
+// maxListSet is the largest set kept as a slice.
+const maxListSet = 16
+
+func (s *keySet) len() int {
+	switch {
+	case s.many != nil:
 		return len(s.many)
+	case s.list != nil:
+		return len(s.list)
 	}
 	return 1
 }
 
 // each calls fn for every key until it returns false.
-func (s keySet) each(fn func(k string) bool) bool {
-	if s.many != nil {
+func (s *keySet) each(fn func(k string) bool) bool {
+	switch {
+	case s.many != nil:
 		for k := range s.many {
+			if !fn(k) {
+				return false
+			}
+		}
+		return true
+	case s.list != nil:
+		for _, k := range s.list {
 			if !fn(k) {
 				return false
 			}
@@ -78,14 +97,69 @@ func (s keySet) each(fn func(k string) bool) bool {
 	return fn(s.one)
 }
 
-// Per-entry overheads used for the memory estimate: a map slot of a
-// string key and string value (byKey), and of a string key and keySet
-// (byVal), with Go maps' load factor and control bytes.
+// insert adds k (not in the set); it returns the change in bytes.
+func (s *keySet) insert(k string) int64 {
+	switch {
+	case s.many != nil:
+		s.many[k] = struct{}{}
+		return setEntryBytes
+	case s.list == nil:
+		s.list = make([]string, 2, 4)
+		s.list[0], s.list[1] = s.one, k
+		s.one = ""
+		return 4 * 16
+	case len(s.list) < maxListSet:
+		var d int64
+		if len(s.list) == cap(s.list) {
+			d = int64(cap(s.list)) * 16 // the slice doubles
+		}
+		s.list = append(s.list, k)
+		return d
+	}
+	s.many = make(map[string]struct{}, 2*maxListSet)
+	for _, x := range s.list {
+		s.many[x] = struct{}{}
+	}
+	s.many[k] = struct{}{}
+	d := setMapBytes + int64(len(s.many))*setEntryBytes - int64(cap(s.list))*16
+	s.list = nil
+	return d
+}
+
+// erase removes k (in the set, which keeps at least one other key); it
+// returns the change in bytes.
+func (s *keySet) erase(k string) int64 {
+	if s.many != nil {
+		delete(s.many, k)
+		return -setEntryBytes
+	}
+	i := 0
+	for i < len(s.list) && s.list[i] != k {
+		i++
+	}
+	last := len(s.list) - 1
+	s.list[i] = s.list[last]
+	s.list[last] = ""
+	s.list = s.list[:last]
+	if last == 1 {
+		d := -int64(cap(s.list)) * 16
+		s.one, s.list = s.list[0], nil
+		return d
+	}
+	return 0
+}
+
+// Per-entry overheads used for the memory estimate (calibrated against
+// the heap growth BenchmarkValuesMatch measures): a map slot of a string
+// key and string value (byKey) with Go maps' load factor, control bytes
+// and growth slack; a slot of byVal (string key and keySet); a slot of a
+// large set.
 const (
-	byKeyEntryBytes = 48
-	byValEntryBytes = 72
-	setEntryBytes   = 24
-	setMapBytes     = 48
+	byKeyEntryBytes = 64
+	byValEntryBytes = 112
+	setEntryBytes   = 32
+	setMapBytes     = 64
+	stringBytes     = 16 // allocation rounding of a short string
 )
 
 func newIndex(mapName, path, gpath string, auto bool, partitions int) *index {
@@ -141,46 +215,32 @@ func (pt *ipart) tombstone(key []byte) {
 // add indexes key k under value vk; k must not be indexed.
 func (pt *ipart) add(k, vk string) {
 	if pt.byKey == nil {
-		pt.byKey, pt.byVal = map[string]string{}, map[string]keySet{}
+		pt.byKey, pt.byVal = map[string]string{}, map[string]*keySet{}
 	}
-	pt.byKey[k] = vk
-	pt.bytes += byKeyEntryBytes + int64(len(k))
+	pt.bytes += byKeyEntryBytes + stringBytes + int64(len(k))
 	s, had := pt.byVal[vk]
-	switch {
-	case !had:
-		s = keySet{one: k}
-		pt.bytes += byValEntryBytes + int64(len(vk))
-	case s.many == nil:
-		s = keySet{many: map[string]struct{}{s.one: {}, k: {}}}
-		pt.bytes += setMapBytes + 2*setEntryBytes
-	default:
-		s.many[k] = struct{}{}
-		pt.bytes += setEntryBytes
+	if !had {
+		s = &keySet{vk: vk, one: k}
+		pt.byVal[vk] = s
+		pt.byKey[k] = vk
+		pt.bytes += byValEntryBytes + stringBytes + int64(len(vk))
+		return
 	}
-	pt.byVal[vk] = s
+	pt.byKey[k] = s.vk // the set's copy: one allocation per distinct value
+	pt.bytes += s.insert(k)
 }
 
 // remove drops key k, indexed under vk.
 func (pt *ipart) remove(k, vk string) {
 	delete(pt.byKey, k)
-	pt.bytes -= byKeyEntryBytes + int64(len(k))
+	pt.bytes -= byKeyEntryBytes + stringBytes + int64(len(k))
 	s := pt.byVal[vk]
-	switch {
-	case s.many == nil:
+	if s.len() == 1 {
 		delete(pt.byVal, vk)
-		pt.bytes -= byValEntryBytes + int64(len(vk))
+		pt.bytes -= byValEntryBytes + stringBytes + int64(len(vk))
 		return
-	case len(s.many) == 2:
-		delete(s.many, k)
-		for rest := range s.many {
-			s = keySet{one: rest}
-		}
-		pt.bytes -= setMapBytes + 2*setEntryBytes
-	default:
-		delete(s.many, k)
-		pt.bytes -= setEntryBytes
 	}
-	pt.byVal[vk] = s
+	pt.bytes += s.erase(k)
 }
 
 // reset drops every entry (the partition left this node).

@@ -65,7 +65,7 @@ type Manager struct {
 	log  *slog.Logger
 	st   atomic.Pointer[store.Store]
 
-	mu   sync.Mutex                            // serialises definition changes
+	mu   sync.Mutex                          // serialises definition changes
 	defs atomic.Pointer[map[string][]*index] // map name -> its indexes; replaced, never changed
 
 	autoThreshold atomic.Int64
