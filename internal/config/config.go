@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/engramdb/engram/internal/backing"
 )
 
 // Clustered reports whether the node runs as a member of a cluster
@@ -70,6 +72,12 @@ type Config struct {
 	// Store is the backing store URL (--store): "" for none,
 	// file:///path or s3://bucket/prefix?options.
 	Store string
+	// StoreDefaults are the backing-store settings of maps that have no
+	// STORECONFIG of their own (--store-defaults), as field=value pairs
+	// ("mode=write-behind delay=1s batch=100 max_dirty=1000000
+	// negative_ttl=0"); empty means write-behind with those defaults.
+	// Only used with Store.
+	StoreDefaults string
 	// Password is required from clients when set (--password). It is
 	// never printed or logged.
 	Password string
@@ -471,31 +479,13 @@ func isLoopbackAddr(a string) bool {
 	return ip.Unmap().IsLoopback()
 }
 
-// checkStoreURL accepts the backing stores the node knows how to open.
+// checkStoreURL accepts the backing stores the node knows how to open,
+// with the same rules as backing.Open (which is what opens them).
 func checkStoreURL(s string) error {
 	if s == "" {
 		return nil
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL: want file:///path or s3://bucket/prefix")
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return fmt.Errorf("file URL has host %q: want file:///absolute/path (three slashes)", u.Host)
-		}
-		if u.Path == "" || u.Path[0] != '/' {
-			return errors.New("file URL needs an absolute path: want file:///absolute/path")
-		}
-	case "s3":
-		if u.Host == "" {
-			return errors.New("s3 URL needs a bucket: want s3://bucket/prefix")
-		}
-	default:
-		return fmt.Errorf("unsupported scheme %q: want file:///path or s3://bucket/prefix", u.Scheme)
-	}
-	return nil
+	return backing.CheckURL(s)
 }
 
 // redactStore hides credentials someone may have put in the store URL:

@@ -172,6 +172,12 @@ func settings() []setting {
 			text:  func(c Config) string { return c.Store },
 		},
 		{
+			name: "store-defaults", arg: "SETTINGS",
+			usage: "backing-store settings of maps without their own (STORECONFIG): \"mode=write-behind|write-through|read-through|none delay=1s batch=100 max_dirty=1000000 negative_ttl=0\"",
+			set:   func(c *Config, v string) error { c.StoreDefaults = strings.TrimSpace(v); return nil },
+			text:  func(c Config) string { return c.StoreDefaults },
+		},
+		{
 			name: "password", arg: "SECRET", secret: true,
 			usage: "password clients must AUTH with (prefer ENGRAM_PASSWORD or the config file: flags show in ps)",
 			set:   func(c *Config, v string) error { c.Password = v; return nil },

@@ -35,6 +35,9 @@ type Member struct {
 type MapConfig struct {
 	MaxTTL  int64 `json:"max_ttl,omitempty"` // seconds; 0 = none
 	MaxKeys int64 `json:"max_keys,omitempty"`
+	// Store is the map's backing-store settings (persist.Settings in
+	// String form); "" = the nodes' defaults.
+	Store string `json:"store,omitempty"`
 	// Version is the Raft log index that set this configuration: nodes
 	// that also receive settings directly (for immediate effect) apply a
 	// configuration only if it is newer than what they have.

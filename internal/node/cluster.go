@@ -23,6 +23,7 @@ import (
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/control"
 	"github.com/engramdb/engram/internal/membership"
+	"github.com/engramdb/engram/internal/persist"
 	"github.com/engramdb/engram/internal/ring"
 	"github.com/engramdb/engram/internal/transport"
 )
@@ -40,8 +41,9 @@ type controlRequest struct {
 // mapSetting changes one setting of a map's cluster configuration.
 type mapSetting struct {
 	Name    string `json:"name"`
-	Setting string `json:"setting"` // max_ttl or max_keys
+	Setting string `json:"setting"` // max_ttl, max_keys or store
 	Value   int64  `json:"value"`
+	Text    string `json:"text,omitempty"` // store: the settings
 }
 
 // KindControl is the transport message kind of control-plane requests
@@ -540,6 +542,19 @@ func (c *clusterNode) setMapConfig(name, setting string, value int64) error {
 	return nil
 }
 
+// setMapStore records a map's backing-store settings cluster-wide
+// (server MapStore).
+func (c *clusterNode) setMapStore(name, spec string) error {
+	ms := &mapSetting{Name: name, Setting: "store", Text: spec}
+	if c.ctl.IsLeader() {
+		return c.applyMapConfig(ms)
+	}
+	if err := c.toLeader(controlRequest{Map: ms}); err != nil {
+		return fmt.Errorf("%w: cannot record the map's store settings in the control plane: %v", cluster.ErrUnreachable, err)
+	}
+	return nil
+}
+
 // applyMapConfig merges one setting into the map's configuration, as
 // the control plane's leader.
 func (c *clusterNode) applyMapConfig(ms *mapSetting) error {
@@ -552,6 +567,8 @@ func (c *clusterNode) applyMapConfig(ms *mapSetting) error {
 		mc.MaxTTL = ms.Value
 	case "max_keys":
 		mc.MaxKeys = ms.Value
+	case "store":
+		mc.Store = ms.Text
 	default:
 		return fmt.Errorf("unknown map setting %q", ms.Setting)
 	}
@@ -759,6 +776,18 @@ func (c *clusterNode) applyMaps(cfgs map[string]control.MapConfig) {
 		if m.MaxKeys() != mc.MaxKeys {
 			if err := m.SetMaxKeys(mc.MaxKeys); err != nil {
 				c.log.Warn("cannot apply max keys", "map", name, "err", err)
+			}
+		}
+		if p := c.n.persist; p != nil {
+			cur, explicit := p.Settings(name)
+			if mc.Store != "" && (!explicit || cur.String() != mc.Store) {
+				s, err := persist.ParseSettings(persist.Settings{}, mc.Store)
+				if err == nil {
+					err = p.Configure(name, s)
+				}
+				if err != nil {
+					c.log.Warn("cannot apply the map's store settings", "map", name, "err", err)
+				}
 			}
 		}
 	}

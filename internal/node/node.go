@@ -13,6 +13,9 @@ import (
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/config"
 	"github.com/engramdb/engram/internal/metrics"
+	"github.com/engramdb/engram/internal/persist"
+	"github.com/engramdb/engram/internal/pubsub"
+	"github.com/engramdb/engram/internal/query"
 	"github.com/engramdb/engram/internal/server"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -25,10 +28,14 @@ type Node struct {
 	cfg     config.Config
 	log     *slog.Logger
 	store   *store.Store
+	queries *query.Manager
 	resp    *server.Server
 	http    *http.Server
 	metrics *metrics.Metrics
 	cluster *clusterNode // nil for a standalone node
+	hub     *pubsub.Hub
+	psObs   *cluster.PubSubObserver // a cluster member's pub/sub observer (pubsub.go)
+	persist *persist.Manager
 
 	respLn, httpLn net.Listener
 	started        time.Time
@@ -56,7 +63,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, started: time.Now()}
+	n := &Node{cfg: cfg, log: log, started: time.Now(), hub: pubsub.New(pubsub.Options{})}
 	// Every consumer of the store's changes is listed here, in the order
 	// it sees them (replication first: it assigns the change its place in
 	// the partition's log).
@@ -65,6 +72,12 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.cluster = newClusterNode(n)
 		observers = append(observers, n.cluster.obs)
 	}
+	observers = append(observers, n.pubsubObserver())
+	pobs := &persistObserver{}
+	observers = append(observers, pobs)
+	// JSON query indexes follow every change (and partition drops).
+	n.queries = query.New(query.Options{Partitions: cfg.Partitions, Logger: log.With("component", "query")})
+	observers = append(observers, n.queries)
 	st, err := store.New(store.Options{
 		Observer:      store.Observers(observers...),
 		Partitions:    cfg.Partitions,
@@ -78,6 +91,10 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	if err := n.queries.Attach(st); err != nil {
+		st.Close()
+		return nil, err
+	}
 	sopts := server.Options{
 		Store:      st,
 		Password:   cfg.Password,
@@ -85,7 +102,9 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Clock:      st.Now,
 		Logger:     log.With("component", "resp"),
 		Version:    Version,
+		PubSub:     n.hub,
 	}
+	sopts.Queries = n.queries
 	if n.cluster != nil {
 		if err := n.cluster.compose(); err != nil {
 			st.Close()
@@ -95,6 +114,18 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		sopts.Nodes = n.cluster.lists
 		sopts.ClusterView = n.cluster.view
 		sopts.MapConfig = n.cluster.setMapConfig
+		if err := n.wirePubSub(); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if err := n.newPersist(pobs); err != nil {
+		st.Close()
+		return nil, err
+	}
+	sopts.Persist = n.persist
+	if n.cluster != nil {
+		sopts.MapStore = n.cluster.setMapStore
 	}
 	n.resp, err = server.New(sopts)
 	if err != nil {
@@ -150,6 +181,7 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
+	n.persist.Start()
 	n.log.Info("engram node ready", "version", Version, "resp", n.RESPAddr(), "http", n.HTTPAddr(),
 		"max_memory", n.cfg.MaxMemory, "policy", n.cfg.MaxMemoryPolicy, "auth", n.cfg.Password != "")
 	return nil
@@ -219,10 +251,12 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 				errs = append(errs, fmt.Errorf("cannot close HTTP server: %w", err))
 			}
 		}
+		n.closePersist(ctx, graceful)
 		if graceful && n.cluster != nil {
 			n.cluster.close(true)
 		}
 		n.wg.Wait()
+		n.queries.Close()
 		n.store.Close()
 		n.log.Info("engram node stopped")
 	})

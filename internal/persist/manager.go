@@ -413,6 +413,19 @@ func (m *Manager) OnEvent(ev *store.Event) {
 	}
 }
 
+// OnDropPartition implements store.PartitionDropper: the partition's
+// shadow records left this node with its data (DropPartition sends no
+// events), so its index entries go too.
+func (m *Manager) OnDropPartition(p int) {
+	for _, ms := range *m.maps.Load() {
+		q := &ms.queues[p]
+		q.mu.Lock()
+		ms.pending.Add(-int64(len(q.set)))
+		q.set, q.q = nil, nil
+		q.mu.Unlock()
+	}
+}
+
 func loadKey(mapName string, key []byte) string {
 	b := make([]byte, 0, len(mapName)+1+len(key))
 	b = append(b, mapName...)
@@ -869,6 +882,18 @@ func (m *Manager) Close(ctx context.Context) int64 {
 	}
 	m.mu.Unlock()
 	return left
+}
+
+// Abort stops the write-back loop without writing anything back (a
+// crash-like stop: the partitions' replicas write the changes back).
+func (m *Manager) Abort() {
+	if m.closed.Swap(true) {
+		return
+	}
+	if m.started.Load() {
+		close(m.stop)
+		<-m.done
+	}
 }
 
 // pendingLed counts the pending changes of partitions this node leads.

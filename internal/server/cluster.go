@@ -95,6 +95,14 @@ var routes = map[string]route{
 	"maps":       {kind: routeScatter, merge: mergeUnion},
 	"cachesize":  {kind: routeScatter, merge: mergeCacheSize},
 	"scan":       {kind: routeScan},
+
+	// JSON queries (query.go): VALUESMATCH and the sequence forms route
+	// themselves; the evictions are scattered writes.
+	"evictmatch":    {kind: routeScatter, merge: mergeSum},
+	"evictallmatch": {kind: routeScatter, merge: mergeSum},
+
+	"savekey": {kind: routeKeys, first: 1, last: -1, step: 1, merge: mergeSum},
+	"savemap": {kind: routeScatter, merge: mergeSum},
 }
 
 // keyArgs returns the indexes of args that are keys under r.
@@ -138,6 +146,12 @@ func (c *conn) clusterCommand(cmd *command, args [][]byte) *cluster.Command {
 		Ack: c.ack, Eventual: c.readonly && !cmd.write}
 	if cmd.name == "unsafeset" {
 		cc.Ack = cluster.AckNone
+	}
+	if cc.Eventual && c.mapPolicy() != nil {
+		// A replica must not fill its copy from the store (only the
+		// primary changes a partition): read-through reads go to the
+		// primary.
+		cc.Eventual = false
 	}
 	if cc.Eventual && cmd.name == "get" && len(args) == 2 {
 		cc.NearKey = args[1] // its reply depends on that key only: near-cacheable

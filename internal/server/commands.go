@@ -80,6 +80,8 @@ func commandTable() map[string]*command {
 		{name: "setrange", arity: 4, write: true, fn: cmdSetRange},
 	}
 	list = append(list, engramCommands()...)
+	list = append(list, queryCommands()...)
+	list = append(list, persistCommands()...)
 	list = append(list, pubsubCommands()...)
 	t := make(map[string]*command, len(list))
 	for _, c := range list {

@@ -45,6 +45,9 @@ func (s *Server) batchable(c *conn, args [][]byte) (*command, int, bool) {
 	if !ok || r.kind != routeKeys || (!cmd.write && c.readonly) {
 		return nil, 0, false
 	}
+	if cmd.write && s.opts.Persist != nil && c.writeThrough() {
+		return nil, 0, false // its reply waits for the store (afterWrite)
+	}
 	first, last := r.keyArgs(len(args))
 	if first >= len(args) || last < first || (last-first+1)%r.step != 0 {
 		return nil, 0, false

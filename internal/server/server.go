@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/engramdb/engram/internal/cluster"
+	"github.com/engramdb/engram/internal/persist"
 	"github.com/engramdb/engram/internal/pubsub"
+	"github.com/engramdb/engram/internal/query"
 	"github.com/engramdb/engram/internal/resp"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -54,6 +56,17 @@ type Options struct {
 	// MapConfig records a map setting ("max_ttl" seconds or "max_keys")
 	// cluster-wide (SETMAXTTL, SETMAXKEYS); nil on a standalone node.
 	MapConfig func(mapName, setting string, value int64) error
+	// Queries runs JSON queries and owns the indexes (VALUESMATCH,
+	// EVICTMATCH, INDEX, ...); it must be the store's observer. Nil: those
+	// commands reply with an error.
+	Queries *query.Manager
+	// Persist connects maps to their backing stores (read-through,
+	// write-back, SAVEKEY...); nil: no map has a store.
+	Persist *persist.Manager
+	// MapStore records a map's backing-store settings (persist.Settings
+	// in String form) cluster-wide (STORECONFIG); nil on a standalone
+	// node.
+	MapStore func(mapName, spec string) error
 	// PubSub is the node's pub/sub hub (SUBSCRIBE, PUBLISH...); nil: the
 	// server makes one of its own (topics only: no store events reach it).
 	PubSub *pubsub.Hub
@@ -116,6 +129,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.cmds = commandTable()
 	s.internal = internalCommands()
+	s.wrapPersist()
 	if s.cl != nil {
 		s.cl.SetExecutor(s)
 	}
@@ -414,6 +428,7 @@ func (s *Server) dispatch(c *conn, args [][]byte) {
 	// Reading the system clock twice would cost more than a GET, so the
 	// per-command time (INFO commandstats, metrics) is sampled: one call
 	// in 16 is timed and counts for 16.
+	mark := len(c.out)
 	if cmd.calls.Add(1)&15 == 0 {
 		start := time.Now()
 		if !s.clusterRun(c, cmd, args) {
@@ -422,6 +437,9 @@ func (s *Server) dispatch(c *conn, args [][]byte) {
 		cmd.usec.Add(16 * int64(time.Since(start)/time.Microsecond))
 	} else if !s.clusterRun(c, cmd, args) {
 		cmd.fn(c, args)
+	}
+	if s.opts.Persist != nil && cmd.write {
+		s.afterWrite(c, cmd, args, mark)
 	}
 	if c.failed {
 		cmd.errors.Add(1)
