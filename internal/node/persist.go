@@ -13,7 +13,9 @@ import (
 // persistObserver hands the store's changes to the persist manager, which
 // is created after the store (it needs the store; the store needs its
 // observers when it is created).
-type persistObserver struct{ m atomic.Pointer[persist.Manager] }
+type persistObserver struct {
+	m atomic.Pointer[persist.Manager]
+}
 
 func (o *persistObserver) OnEvent(ev *store.Event) {
 	if m := o.m.Load(); m != nil {

@@ -194,7 +194,6 @@ func TestNodeGracefulStopWritesBack(t *testing.T) {
 	}
 }
 
-
 // selectMap selects a map by name on a go-redis connection (go-redis's
 // Select takes numbers only).
 func selectMap(ctx context.Context, cn *redis.Conn, name string) error {
