@@ -61,6 +61,13 @@ var (
 	// ErrUnavailable: the store could not do the operation (I/O error,
 	// network, permissions, full disk). Retrying later may work.
 	ErrUnavailable = errors.New("backing store unavailable")
+	// ErrMisconfigured: the store refused the operation because of how it
+	// is set up: missing bucket, refused credentials, access denied, wrong
+	// region, untrusted TLS certificate. Retrying fails the same way until
+	// an operator fixes the configuration, so a caller that must not lose
+	// data (the write-behind queue) keeps it, retries at its slowest pace
+	// and reports the error loudly; a read-through miss returns it.
+	ErrMisconfigured = errors.New("backing store misconfigured")
 	// ErrCorrupt: the store holds data this package did not write.
 	ErrCorrupt = errors.New("backing store data corrupt")
 	// ErrInvalid: a bad argument (store URL, list cursor).

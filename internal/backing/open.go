@@ -1,11 +1,13 @@
 package backing
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // location is a parsed store URL.
@@ -13,16 +15,27 @@ type location struct {
 	scheme string
 	path   string // file: the directory
 	noSync bool   // file: ?fsync=false
-	bucket string // s3
+	// s3
+	bucket, prefix   string
+	endpoint, region string // "" when the URL does not set them
+	pathStyle        bool
+	profile          string
 }
 
 // Open opens the store a --store URL names:
 //
-//	file:///absolute/path[?fsync=false]   the directory store (OpenDir)
-//	s3://BUCKET/PREFIX?...                not built yet: ErrUnsupported
+//	file:///absolute/path[?fsync=false]        the directory store (OpenDir)
+//	s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=true&profile=P]
+//	                                           the S3 store (OpenS3)
 //
-// Errors wrap ErrInvalid or ErrUnsupported and never repeat the URL, which
-// may hold credentials.
+// Every s3 query parameter is optional and overrides the AWS
+// configuration chain (environment, shared config files); credentials
+// never go in the URL. For s3 URLs, Open verifies the bucket and the
+// credentials as OpenS3 does, within a few seconds.
+//
+// Errors wrap ErrInvalid (a malformed URL), ErrMisconfigured (s3: the
+// store refused the configuration) or ErrUnavailable, and never repeat
+// the URL, which may hold credentials.
 func Open(rawURL string) (Store, error) {
 	loc, err := parseURL(rawURL)
 	if err != nil {
@@ -32,9 +45,25 @@ func Open(rawURL string) (Store, error) {
 	case "file":
 		return OpenDir(loc.path, DirOptions{NoSync: loc.noSync})
 	default: // s3
-		return nil, &Error{Op: "open", Kind: ErrUnsupported,
-			Err: errors.New("the s3 store is not built yet (use file:///path)")}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*s3VerifyTimeout)
+		defer cancel()
+		return OpenS3(ctx, S3Options{
+			Bucket: loc.bucket, Prefix: loc.prefix, Endpoint: loc.endpoint, Region: loc.region,
+			PathStyle: loc.pathStyle, Profile: loc.profile,
+		})
 	}
+}
+
+// CheckURL reports whether Open would accept the form of a store URL,
+// without opening anything. The error is the bare problem ("s3 URL has
+// unknown option ..."), for a flag's message; it never repeats the URL.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err
+	}
+	return err
 }
 
 func invalid(format string, args ...any) error {
@@ -76,10 +105,7 @@ func parseURL(raw string) (location, error) {
 		}
 		return loc, nil
 	case "s3":
-		if u.Host == "" {
-			return location{}, invalid("s3 URL needs a bucket: want s3://bucket/prefix")
-		}
-		return location{scheme: "s3", bucket: u.Host}, nil
+		return parseS3URL(u)
 	}
 	return location{}, invalid("unsupported scheme %q: want file:///path or s3://bucket/prefix", trunc(u.Scheme))
 }
@@ -89,4 +115,64 @@ func trunc(s string) string {
 		return s[:32] + "..."
 	}
 	return s
+}
+
+func parseS3URL(u *url.URL) (location, error) {
+	if u.User != nil {
+		return location{}, invalid("s3 URL must not hold credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, " +
+			"AWS_PROFILE or the profile= option")
+	}
+	if u.Host == "" {
+		return location{}, invalid("s3 URL needs a bucket: want s3://bucket/prefix")
+	}
+	if u.Fragment != "" || u.Opaque != "" {
+		return location{}, invalid("s3 URL must be s3://bucket/prefix?options (no fragment)")
+	}
+	if err := checkBucket(u.Host); err != nil {
+		return location{}, err
+	}
+	prefix, err := cleanPrefix(u.Path)
+	if err != nil {
+		return location{}, err
+	}
+	loc := location{scheme: "s3", bucket: u.Host, prefix: strings.TrimSuffix(prefix, "/")}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return location{}, invalid("s3 URL has a malformed query")
+	}
+	for k, vs := range q {
+		if len(vs) != 1 {
+			return location{}, invalid("s3 URL option %s is given %d times", trunc(k), len(vs))
+		}
+		v := vs[0]
+		switch k {
+		case "endpoint":
+			if err := checkEndpoint(v); err != nil {
+				return location{}, err
+			}
+			loc.endpoint = v
+		case "region":
+			if v == "" {
+				return location{}, invalid("s3 URL option region is empty")
+			}
+			if err := checkRegion(v); err != nil {
+				return location{}, err
+			}
+			loc.region = v
+		case "path_style":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return location{}, invalid("s3 URL option path_style wants true or false")
+			}
+			loc.pathStyle = b
+		case "profile":
+			if v == "" || len(v) > 128 || strings.ContainsAny(v, "[]\r\n") {
+				return location{}, invalid("s3 URL option profile wants a profile name")
+			}
+			loc.profile = v
+		default:
+			return location{}, invalid("s3 URL has unknown option %q: the options are endpoint, region, path_style and profile", trunc(k))
+		}
+	}
+	return loc, nil
 }
