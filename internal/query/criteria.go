@@ -367,7 +367,7 @@ func ParsePath(text string) (string, error) {
 	}
 	p.space()
 	if !p.eof() {
-		return "", p.errf("unexpected character %q in path", p.peekRune())
+		return "", p.errf("unexpected character %q after the path (escape spaces and other reserved characters with '\\')", p.peekRune())
 	}
 	return joinPath(segs), nil
 }

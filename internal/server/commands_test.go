@@ -1149,7 +1149,7 @@ func TestCommandsMatchRedis(t *testing.T) {
 // without a scripted case here.
 func TestEveryCommandIsCovered(t *testing.T) {
 	used := map[string]bool{}
-	for _, tc := range append(redisCommandCases(), engramCommandCases()...) {
+	for _, tc := range slices.Concat(redisCommandCases(), engramCommandCases(), queryCommandCases()) {
 		for _, s := range tc.steps {
 			if f := strings.Fields(s.cmd); len(f) > 0 {
 				used[strings.ToLower(f[0])] = true
