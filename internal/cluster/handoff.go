@@ -84,6 +84,9 @@ func (n *Node) stepDown(r *Request) *Response {
 		}
 		ps.mu.Unlock()
 	}
+	// The events these partitions produced here reach subscribers before
+	// the new primary's (bounded: the new primary waits for this answer).
+	n.drainPubSub(n.opts.HandoffWait / 3)
 	var epoch uint64
 	if t != nil {
 		epoch = t.Epoch

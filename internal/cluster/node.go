@@ -266,6 +266,8 @@ type Node struct {
 	intr                *interests // nodes near-caching keys this node leads
 	invq                chan invalidation
 	invSent, invDropped atomic.Int64
+
+	pubsub atomic.Pointer[pubSub] // cluster pub/sub (pubsub.go); nil until EnablePubSub
 }
 
 // partState is a node's state for one partition.
@@ -301,6 +303,10 @@ type partState struct {
 	// node installed the table: tables older than it do not make this
 	// node primary again.
 	steppedDown atomic.Uint64
+	// applying counts replicated changes being applied here: events they
+	// cause are not this node's to announce (pubsub.go), even if a new
+	// table made it primary meanwhile.
+	applying atomic.Int32
 }
 
 // partRole is a node's part in one partition by one table.
@@ -692,6 +698,11 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 		}
 		return &Response{Epoch: epoch}
 	}
+	if r.Op == OpPubSub {
+		resp := n.servePubSub(r)
+		resp.Epoch = epoch
+		return resp
+	}
 	// Fencing. A request from a node with a newer table than this one is
 	// refused: this node may no longer own what it is asked for. A client
 	// request from a node with an older table is served if this node leads
@@ -819,6 +830,9 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 
 // applyEntry applies one replicated change (or snapshot record).
 func (n *Node) applyEntry(e *WireEntry) error {
+	ps := &n.parts[n.st.PartitionOf(e.Key)]
+	ps.applying.Add(1)
+	defer ps.applying.Add(-1)
 	if e.Delete {
 		if m, ok := n.st.Lookup([]byte(e.Map)); ok {
 			m.Delete(e.Key)

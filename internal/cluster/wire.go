@@ -24,6 +24,8 @@ import (
 //	op SnapshotBegin: uv partition | uv snapshot | uv lsn
 //	op Snapshot:      uv partition | uv snapshot | uv count | count x entry (lsn 0)
 //	op SnapshotEnd:   uv partition | uv snapshot | uv lsn
+//	op Command, Scatter, StepDown, Batch, PubSub: bytes map | uv partition |
+//	                  uv count | count x bytes arg | uv count | count x uv partition
 //
 // Response:
 //
@@ -70,6 +72,10 @@ const (
 	// Value holds the responses of those run (it stops at the first that
 	// was not OK). A client's pipeline forwarded in one round trip.
 	OpBatch Op = 12
+	// OpPubSub carries cluster pub/sub (pubsub.go) in Args, whose first
+	// element names the message ("I" interest, "E" events, "P" publish).
+	// Not fenced by epoch.
+	OpPubSub Op = 13
 )
 
 // Status is a response's outcome. ONLY APPEND.
@@ -251,7 +257,7 @@ func AppendRequest(b []byte, r *Request) []byte {
 		b = appendBytes(b, r.Value)
 		b = binary.AppendVarint(b, r.ExpireAt)
 		b = append(b, r.Cond)
-	case OpCommand, OpScatter, OpStepDown, OpBatch:
+	case OpCommand, OpScatter, OpStepDown, OpBatch, OpPubSub:
 		b = appendString(b, r.Map)
 		b = binary.AppendUvarint(b, r.Partition)
 		b = binary.AppendUvarint(b, uint64(len(r.Args)))
@@ -457,7 +463,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 		r.Value = d.bytes("value")
 		r.ExpireAt = d.sv("expiry")
 		r.Cond = d.u8("condition")
-	case OpCommand, OpScatter, OpStepDown, OpBatch:
+	case OpCommand, OpScatter, OpStepDown, OpBatch, OpPubSub:
 		r.Map = string(d.bytes("map"))
 		r.Partition = d.uv("partition")
 		n := d.uv("argument count")
