@@ -56,6 +56,7 @@ var memberRE = regexp.MustCompile(`msg="cluster member started" .*\bnode=(\S+) .
 type tcluster struct {
 	t     *testing.T
 	flags []string // flags every node gets (--partitions, --replicas, ...)
+	env   []string // environment every node gets (store credentials, ...)
 
 	mu    sync.Mutex
 	nodes []*cnode // every process started, in start order (dead ones too)
@@ -169,7 +170,7 @@ func (c *tcluster) spawn(member bool, env []string, args ...string) *cnode {
 	all = append(all, args...)
 	cn := &cnode{c: c, name: name, host: host, member: member,
 		node: &node{t: t, cmd: exec.Command(engramBin, all...), exited: make(chan struct{})}}
-	cn.cmd.Env = append(cleanEnv(), env...)
+	cn.cmd.Env = append(append(cleanEnv(), c.env...), env...)
 	stderr, err := cn.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

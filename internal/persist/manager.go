@@ -230,11 +230,8 @@ func (m *Manager) Configure(name string, s Settings) error {
 		return errors.New("internal maps have no store settings")
 	}
 	s = s.WithDefaults()
-	if err := s.Validate(); err != nil {
+	if err := m.Check(s); err != nil {
 		return err
-	}
-	if s.Mode != ModeNone && s.Store == "" && m.o.DefaultStore == "" {
-		return errors.New("this node has no default store (--store): name one with store=URL")
 	}
 	m.mu.Lock()
 	m.config[name] = s
@@ -249,6 +246,17 @@ func (m *Manager) Configure(name string, s Settings) error {
 		return nil // activated with these settings on first use
 	}
 	return m.activateLocked(ms, s)
+}
+
+// Check reports whether s can be applied on this node.
+func (m *Manager) Check(s Settings) error {
+	if err := s.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	if s.Mode != ModeNone && s.Store == "" && m.o.DefaultStore == "" {
+		return errors.New("this node has no default store (--store): name one with store=URL")
+	}
+	return nil
 }
 
 // Settings returns map name's settings and whether they were set

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/engramdb/engram/internal/backing"
 	"github.com/engramdb/engram/internal/cluster"
+	"github.com/engramdb/engram/internal/persist"
 	"github.com/engramdb/engram/internal/ring"
 	"github.com/engramdb/engram/internal/store"
 	"github.com/engramdb/engram/internal/transport/memnet"
@@ -56,9 +59,38 @@ func startCluster(t *testing.T, password string) *testCluster {
 		}
 		return nil
 	}
+	// Backing stores: one in-memory store per URL, shared by the nodes (as
+	// they share an S3 bucket); settings reach every node (the control
+	// plane's part).
+	var (
+		memMu    sync.Mutex
+		mems     = map[string]backing.Store{}
+		managers []*persist.Manager
+	)
+	openShared := func(url string) (backing.Store, error) {
+		memMu.Lock()
+		defer memMu.Unlock()
+		if mems[url] == nil {
+			mems[url] = sharedMem{backing.NewMem()}
+		}
+		return mems[url], nil
+	}
+	mapStore := func(name, spec string) error {
+		set, err := persist.ParseSettings(persist.Settings{}, spec)
+		if err != nil {
+			return err
+		}
+		for _, pm := range managers {
+			if err := pm.Configure(name, set); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, id := range ids {
 		obs := cluster.NewObserver()
-		st, err := store.New(store.Options{Partitions: partitions, Clock: clock.now, Observer: obs})
+		pobs := &persistProxy{}
+		st, err := store.New(store.Options{Partitions: partitions, Clock: clock.now, Observer: store.Observers(obs, pobs)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +101,17 @@ func startCluster(t *testing.T, password string) *testCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := New(Options{Store: st, Clock: clock.now, Password: password, Cluster: cn, MapConfig: mapConfig})
+		pm, err := persist.New(persist.Options{Store: st, Open: openShared, IsPrimary: cn.IsPrimary,
+			Guard: func(ctx context.Context, p int, fn func()) error {
+				return cn.Local(ctx, p, &cluster.Command{Map: "\x00dirty", Write: true}, fn)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pobs.m = pm
+		managers = append(managers, pm)
+		srv, err := New(Options{Store: st, Clock: clock.now, Password: password, Cluster: cn, MapConfig: mapConfig,
+			Persist: pm, MapStore: mapStore})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,6 +143,12 @@ func startCluster(t *testing.T, password string) *testCluster {
 	return tc
 }
 
+// sharedMem is an in-memory store several nodes share: closing it (a
+// node's manager closing) leaves it open for the others.
+type sharedMem struct{ *backing.Mem }
+
+func (sharedMem) Close() error { return nil }
+
 // nodeLocalCases are the scripted cases whose commands are about the node
 // a client is connected to (its memory bound, its connections, its
 // configuration), not about the cluster's data.
@@ -114,6 +162,7 @@ var nodeLocalCases = map[string]string{
 	"max memory and eviction": "each node has its own memory bound",
 	"MGET MSET MSETNX":        "MSETNX across partitions is refused with CROSSSLOT, as in Redis Cluster (TestClusterCrossSlot)",
 	"SETMAXKEYS":              "in a cluster the key limit bounds what each node holds, copies included",
+	"STORESTATUS":             "each node shows the changes it leads",
 	"refused sequenced writes leave the sequence": "key limit per node (see SETMAXKEYS); and a write refused " +
 		"after the cluster recorded its sequence (MAPFULL, OOM) leaves the sequence advanced (docs/commands.md)",
 }

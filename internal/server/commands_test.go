@@ -784,6 +784,35 @@ func redisCommandCases() []cmdCase {
 // engramCommandCases cover every command of engram.go.
 func engramCommandCases() []cmdCase {
 	cases := []cmdCase{
+		{name: "STORESTATUS", engramOnly: true, steps: []step{
+			{"STORESTATUS", "[]"},
+			{"STORECONFIG m mode write-behind delay 1h store mem://a", "+OK"},
+			{"SELECT m", "+OK"},
+			{"SET k v", "+OK"},
+			{"SET k v2", "+OK"},
+			{"SET j v", "+OK"},
+			{"STORESTATUS m", `~^\[\["map" "m" "mode" "write-behind" "active" "true" "pending" "2" "oldest_ms" "0" "received" "3" "written" "0" .*\]\]$`},
+			{"SAVEMAP", ":2"},
+			{"STORESTATUS m", `~^\[\["map" "m" "mode" "write-behind" "active" "true" "pending" "0" "oldest_ms" "0" "received" "3" "written" "2" .*\]\]$`},
+		}},
+		{name: "backing store commands", engramOnly: true, steps: []step{
+			{"STORESTATUS", "[]"},
+			{"STORECONFIG m", `["mode" "none" "store" "" "delay" "0s" "batch" "0" "max_dirty" "0" "negative_ttl" "0s" "explicit" "false"]`},
+			{"STORECONFIG m mode write-through", "-ERR this node has no default store (--store): name one with store=URL"},
+			{"STORECONFIG m mode sometimes", `-ERR store setting mode: unknown store mode "sometimes": want none, read-through, write-through or write-behind`},
+			{"STORECONFIG m batch 0", "-ERR store setting batch: must be at least 1"},
+			{"STORECONFIG m mode", "-ERR store settings come in field value pairs"},
+			{"STORECONFIG m mode write-through store mem://a batch 10", "+OK"},
+			{"STORECONFIG m", `["mode" "write-through" "store" "mem://a" "delay" "0s" "batch" "10" "max_dirty" "1000000" "negative_ttl" "0s" "explicit" "true"]`},
+			{"SELECT m", "+OK"},
+			{"SET k v", "+OK"},
+			{"SAVEKEY k nothere k", ":1"},
+			{"SAVEMAP", ":0"},
+			{"SAVEKEY", arity("savekey")},
+			{"SELECT 0", "+OK"},
+			{"SAVEKEY k", "-ERR map '0' has no backing store (see STORECONFIG)"},
+			{"SAVEMAP", "-ERR map '0' has no backing store (see STORECONFIG)"},
+		}},
 		{name: "ACK READONLY READWRITE", steps: []step{
 			{"ACK", `"all"`},
 			{"ACK primary", "+OK"},

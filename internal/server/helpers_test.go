@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engramdb/engram/internal/backing"
+	"github.com/engramdb/engram/internal/persist"
 	"github.com/engramdb/engram/internal/resp"
 	"github.com/engramdb/engram/internal/store"
 )
@@ -69,11 +71,24 @@ func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 		cfg.storeOpts.Clock = clock.now
 		cfg.opts.Clock = clock.now
 	}
+	// Every test server can give maps a backing store: STORECONFIG with
+	// store=mem://NAME gives one an in-memory store of its own.
+	pobs := &persistProxy{}
+	cfg.storeOpts.Observer = store.Observers(cfg.storeOpts.Observer, pobs)
 	st, err := store.New(cfg.storeOpts)
 	if err != nil {
 		t.Fatalf("store.New: %v", err)
 	}
 	cfg.opts.Store = st
+	if cfg.opts.Persist == nil {
+		pm, err := persist.New(persist.Options{Store: st,
+			Open: func(string) (backing.Store, error) { return backing.NewMem(), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pobs.m = pm
+		cfg.opts.Persist = pm
+	}
 	srv, err := New(cfg.opts)
 	if err != nil {
 		st.Close()
@@ -105,6 +120,16 @@ func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 		st.Close()
 	})
 	return &testServer{srv: srv, st: st, clock: clock, addr: addr}
+}
+
+// persistProxy hands store events to the persist manager created after
+// the store.
+type persistProxy struct{ m *persist.Manager }
+
+func (p *persistProxy) OnEvent(ev *store.Event) {
+	if p.m != nil {
+		p.m.OnEvent(ev)
+	}
 }
 
 // client is a raw RESP client: it writes commands as multibulk (or raw

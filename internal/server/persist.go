@@ -235,6 +235,10 @@ func cmdStoreConfig(c *conn, a [][]byte) {
 	}
 	cur, _ := p.Settings(name)
 	next, err := persist.ApplyFields(cur, pairs)
+	if err == nil {
+		next = next.WithDefaults()
+		err = p.Check(next)
+	}
 	if err != nil {
 		c.err("ERR " + oneLine(err.Error()))
 		return

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/engramdb/engram/internal/backing/s3test"
+)
+
+// pendingChanges sums the changes waiting for the store on the live
+// nodes (STORESTATUS), or -1 if a node does not answer.
+func (c *tcluster) pendingChanges() int64 {
+	var total int64
+	for _, n := range c.live() {
+		ctx, cancel := ctxTimeout(opTimeout)
+		rows, err := n.rdb.Do(ctx, "storestatus").Slice()
+		cancel()
+		if err != nil {
+			return -1
+		}
+		for _, r := range rows {
+			f, _ := r.([]any)
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "pending" {
+					v, _ := strconv.ParseInt(fmt.Sprint(f[i+1]), 10, 64)
+					total += v
+				}
+			}
+		}
+	}
+	return total
+}
+
+// TestClusterStoreKillPrimary: three nodes write back to a real
+// S3-compatible server (versitygw) with a write-behind delay long enough
+// that every node holds changes not yet in the store when one of them is
+// killed with SIGKILL. After failover the survivors write back what the
+// dead node had not: every acknowledged write reaches the store, and the
+// store ends equal to the cache.
+func TestClusterStoreKillPrimary(t *testing.T) {
+	srv := s3test.New(t)
+	c := newCluster(t, "--partitions", "31", "--replicas", "2",
+		"--store", srv.URL("kill"), "--store-defaults", "mode=write-behind delay=3s")
+	c.env = srv.Env()
+	c.add()
+	c.add()
+	c.add()
+	c.waitSettled(3)
+	nodes := c.live()
+	leader := c.leader()
+	var victim *cnode
+	for _, n := range slices.Backward(nodes) {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	load := newLoad(c, func(n *cnode, k errKind) bool {
+		return k == errTryAgain || k == errDown || (k == errConn && n == victim && n.gone.Load())
+	})
+	const writers = 6
+	for w := range writers {
+		load.startWriter(w, fmt.Sprintf("st:%d", w), 50, nodes[w%len(nodes)])
+	}
+	defer func() {
+		select {
+		case <-load.stop:
+		default:
+			load.halt()
+		}
+	}()
+	if !load.waitAcks(make([]int64, writers), 100) {
+		t.Fatalf("writers did not get 100 acknowledged writes each: %v; errors: %s", load.ackCounts(), &load.errs)
+	}
+	pending := c.pendingChanges()
+	if pending <= 0 {
+		t.Fatalf("no change pending before the kill (%d): the test would prove nothing", pending)
+	}
+	base := load.ackCounts()
+	killed := time.Now()
+	victim.kill()
+	t.Logf("killed %s with %d changes pending in the cluster", victim.name, pending)
+	if !load.waitAcks(base, 50) {
+		t.Errorf("writes did not resume after the kill: %v; errors: %s", load.ackCounts(), &load.errs)
+	}
+	load.halt()
+	if _, err := c.trySettle(2); err != nil {
+		t.Fatal(err)
+	}
+	// The survivors write everything back: the delay (3 s) plus a new
+	// primary's grace after the failover (6 s).
+	start := time.Now()
+	waitFor(t, 60*time.Second, "no change pending on the survivors", func() bool { return c.pendingChanges() == 0 })
+	t.Logf("all changes written back %v after the load stopped (%v after the kill)",
+		time.Since(start).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+
+	st := srv.Open(t, "kill")
+	got := map[string]string{}
+	load.led.mu.Lock()
+	keys := slices.Sorted(maps.Keys(load.led.keys))
+	load.led.mu.Unlock()
+	for _, k := range keys {
+		v, ok, err := st.Load(context.Background(), "0", []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			got[k] = string(v)
+		}
+	}
+	lost, odd := load.led.check(got)
+	if len(lost)+len(odd) > 0 {
+		t.Errorf("the store lost %d of %d acknowledged writes (%d odd values); e.g. %q %q",
+			len(lost), load.led.ackedKeys(), len(odd), lost[:min(5, len(lost))], odd[:min(5, len(odd))])
+	}
+	// The store equals the cache.
+	mem, err := getAll(c.live()[0].rdb, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for _, k := range keys {
+		if mem[k] != got[k] {
+			differ++
+			if differ <= 5 {
+				t.Errorf("%s: cache %q, store %q", k, mem[k], got[k])
+			}
+		}
+	}
+	t.Logf("store checked: %d keys, %d acknowledged, %d differ from the cache", len(keys), load.led.ackedKeys(), differ)
+	if n := load.bad.count(errOther) + load.bad.count(errTimeout) + load.bad.count(errConn); n > 0 {
+		t.Errorf("errors other than TRYAGAIN/CLUSTERDOWN: %s", &load.bad)
+	}
+}
