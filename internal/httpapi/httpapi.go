@@ -71,6 +71,12 @@ type Options struct {
 	// GET /v1/cluster and /healthz (owners adds the partition table). Nil
 	// on a standalone node.
 	Cluster func(owners bool) cluster.View
+	// Commands runs a Redis-protocol command on this node as a client of
+	// it would, whatever the node's mode (same contract as Exec). The
+	// JSON query and index routes use it on a standalone node too (one
+	// implementation of queries, in internal/server). Nil: Exec; with
+	// neither, those routes answer 501.
+	Commands func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
 }
 
 // ExecOptions qualify one command run through Options.Exec.
@@ -109,6 +115,8 @@ type api struct {
 	mux     *http.ServeMux
 	exec    func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
 	cluster func(owners bool) cluster.View
+	// commands runs the query routes' commands (Options.Commands).
+	commands func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
 }
 
 // New returns the API handler for one node.
@@ -129,7 +137,7 @@ func New(o Options) (http.Handler, error) {
 		o.Clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	a := &api{st: o.Store, met: o.Metrics, node: o.NodeInfo, log: o.Logger,
-		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster}
+		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster, commands: o.Commands}
 	if o.Password != "" {
 		// Comparing fixed-size digests keeps the comparison constant-time
 		// in the password's length too.

@@ -37,6 +37,10 @@ func (n *Node) httpHandler() (http.Handler, error) {
 			return httpapi.NodeInfo{ID: n.ID(), Version: Version, Active: active, Configured: configured, StartedAt: n.started}
 		},
 	}
+	// The query routes run the RESP commands on a standalone node too.
+	o.Commands = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
+		return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
+	}
 	if n.cluster != nil {
 		o.Exec = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
 			return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
