@@ -68,3 +68,31 @@ if [ "$have" != "$STATICCHECK_VERSION" ]; then
 	log "installing staticcheck $STATICCHECK_VERSION into $gobin${have:+ (found $have)}"
 	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_MODULE_VERSION"
 fi
+
+# versitygw: a real S3-compatible server for the backing-store tests
+# (internal/backing/s3test finds it in <repo>/.cache/bin). Built from source
+# with the Go toolchain: about 3 minutes on a cold module cache.
+VERSITYGW_VERSION=v1.8.0
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+vgw_bin="$repo/.cache/bin"
+vgw="$vgw_bin/versitygw"
+have=""
+if [ -x "$vgw" ]; then
+	# The binary carries its module version ("mod github.com/versity/versitygw v1.8.0 h1:...").
+	have="$(go version -m "$vgw" 2>/dev/null | awk '$1 == "mod" && $2 == "github.com/versity/versitygw" {print $3}')" || have=""
+fi
+if [ "$have" != "$VERSITYGW_VERSION" ]; then
+	log "installing versitygw $VERSITYGW_VERSION into $vgw_bin${have:+ (found $have)}; about 3 minutes the first time"
+	mkdir -p "$vgw_bin"
+	# Progress: go prints each module it downloads; a line every 30 s while it compiles.
+	( while sleep 30; do log "still building versitygw..."; done ) &
+	ticker=$!
+	trap 'kill "$ticker" 2>/dev/null || true' EXIT
+	if ! GOBIN="$vgw_bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" </dev/null; then
+		kill "$ticker" 2>/dev/null || true
+		die "could not install versitygw $VERSITYGW_VERSION (go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION)"
+	fi
+	kill "$ticker" 2>/dev/null || true
+	trap - EXIT
+	log "versitygw $VERSITYGW_VERSION installed: $vgw"
+fi

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // S3 defaults (see S3Options).
@@ -174,6 +175,8 @@ func OpenS3(ctx context.Context, opts S3Options) (*S3, error) {
 	})
 
 	loadOpts := []func(*config.LoadOptions) error{
+		// The SDK's own log lines say nothing the errors do not.
+		config.WithLogger(logging.Nop{}),
 		config.WithHTTPClient(hc),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -1082,7 +1085,8 @@ func classifyCode(code string, status int, bucket string) (msg string, kind erro
 	b := strconv.Quote(bucket)
 	switch code {
 	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
-		"InvalidSecurity", "MissingSecurityHeader", "AccountProblem", "InvalidClientTokenId", "UnrecognizedClientException":
+		"InvalidSecurity", "MissingSecurityHeader", "AccountProblem", "InvalidClientTokenId", "UnrecognizedClientException",
+		"XAdminUserNotFound": // versitygw's answer to an unknown access key
 		msg, kind = "the store refused the credentials ("+what+"): check AWS_ACCESS_KEY_ID and "+
 			"AWS_SECRET_ACCESS_KEY, the profile, or the instance role", ErrMisconfigured
 	case "RequestTimeTooSkewed":
