@@ -436,5 +436,6 @@ func (a *api) routes() {
 	a.handle("GET /v1/up", a.up)
 	a.handle("GET /v1/nodes", a.nodes)
 	a.handle("GET /v1/cluster", a.clusterView)
+	a.eventRoutes()
 	a.queryRoutes()
 }

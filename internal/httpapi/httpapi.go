@@ -13,6 +13,7 @@ import (
 
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/metrics"
+	"github.com/engramdb/engram/internal/pubsub"
 	"github.com/engramdb/engram/internal/store"
 )
 
@@ -77,6 +78,10 @@ type Options struct {
 	// implementation of queries, in internal/server). Nil: Exec; with
 	// neither, those routes answer 501.
 	Commands func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	// PubSub, when set, serves GET /v1/events (server-sent events of
+	// topics, map events and node events) and POST /v1/topics/{topic}
+	// (events.go).
+	PubSub *pubsub.Hub
 }
 
 // ExecOptions qualify one command run through Options.Exec.
@@ -117,6 +122,7 @@ type api struct {
 	cluster func(owners bool) cluster.View
 	// commands runs the query routes' commands (Options.Commands).
 	commands func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	hub      *pubsub.Hub // pub/sub routes (events.go)
 }
 
 // New returns the API handler for one node.
@@ -137,7 +143,8 @@ func New(o Options) (http.Handler, error) {
 		o.Clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	a := &api{st: o.Store, met: o.Metrics, node: o.NodeInfo, log: o.Logger,
-		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster, commands: o.Commands}
+		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster, commands: o.Commands,
+		hub: o.PubSub}
 	if o.Password != "" {
 		// Comparing fixed-size digests keeps the comparison constant-time
 		// in the password's length too.

@@ -32,6 +32,7 @@ func (n *Node) httpHandler() (http.Handler, error) {
 		Password: n.cfg.Password,
 		Logger:   n.log.With("component", "http"),
 		Clock:    n.store.Now,
+		PubSub:   n.hub,
 		NodeInfo: func() httpapi.NodeInfo {
 			active, configured := n.Nodes()
 			return httpapi.NodeInfo{ID: n.ID(), Version: Version, Active: active, Configured: configured, StartedAt: n.started}

@@ -167,6 +167,7 @@ func (n *Node) Start() error {
 			return err
 		}
 		n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+		n.http.RegisterOnShutdown(n.hub.CloseAll) // end event streams, which never go idle
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

@@ -164,3 +164,48 @@ func DecodeNodeEvent(b []byte) (NodeEvent, error) {
 	err := json.Unmarshal(b, &e)
 	return e, err
 }
+
+// Event types, as Decode names them.
+const (
+	TypeTopic  = "topic"
+	TypeWrite  = "write"
+	TypeDelete = "delete"
+	TypeNode   = "node"
+)
+
+// Event is a delivered message with its channel decoded: what HTTP and
+// the Go API hand to subscribers.
+type Event struct {
+	// Type is TypeTopic, TypeWrite, TypeDelete or TypeNode.
+	Type string
+	// Channel and Pattern are the message's (Pattern "" for a channel
+	// subscription).
+	Channel, Pattern string
+	// Map and Key name the key of a map event.
+	Map, Key string
+	// Value is a topic message's payload or a write's new value.
+	Value []byte
+	// Reason says why a key was deleted: delete, expired, evicted or
+	// cleared.
+	Reason string
+	// Node is a node event (nil otherwise).
+	Node *NodeEvent
+}
+
+// Decode describes a message.
+func Decode(m Message) Event {
+	e := Event{Type: TypeTopic, Channel: m.Channel, Pattern: m.Pattern, Value: m.Payload}
+	if mp, kind, key, ok := ParseMapChannel(m.Channel); ok {
+		e.Map, e.Key = mp, key
+		if kind == Write {
+			e.Type = TypeWrite
+		} else {
+			e.Type, e.Reason, e.Value = TypeDelete, string(m.Payload), nil
+		}
+	} else if m.Channel == NodeChannel {
+		if ne, err := DecodeNodeEvent(m.Payload); err == nil {
+			e.Type, e.Node, e.Value = TypeNode, &ne, nil
+		}
+	}
+	return e
+}

@@ -620,3 +620,18 @@ func (h *Hub) NumPat() int {
 	defer h.mu.RUnlock()
 	return len(h.patterns)
 }
+
+// CloseAll closes every subscriber (the node is stopping): their owners
+// see Done and end (HTTP event streams, which would otherwise keep the
+// HTTP server's shutdown waiting).
+func (h *Hub) CloseAll() {
+	h.mu.RLock()
+	subs := make([]*Subscriber, 0, len(h.subs))
+	for s := range h.subs {
+		subs = append(subs, s)
+	}
+	h.mu.RUnlock()
+	for _, s := range subs {
+		s.Close()
+	}
+}
