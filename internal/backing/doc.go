@@ -1,6 +1,8 @@
 // Package backing is the permanent store behind the cache (issue 4): the
 // Store interface, Open for a --store URL, the local directory store (Dir),
-// an in-memory store for tests (Mem) and a counting wrapper (Counting).
+// the S3 store (S3, for Amazon S3 and S3-compatible servers), an
+// in-memory store for tests (Mem) and a counting wrapper (Counting).
+// docs/backing.md describes the URLs, options and policies for operators.
 //
 // # Contract
 //
@@ -21,7 +23,9 @@
 // A missing key is not an error: Load returns found = false and Delete
 // returns nil. Every other failure is an *Error whose Kind is one of the
 // sentinels (ErrUnavailable, ErrCorrupt, ErrInvalid, ErrClosed,
-// ErrUnsupported), so callers test with errors.Is; a cancelled context
+// ErrUnsupported, ErrMisconfigured), so callers test with errors.Is: only
+// ErrUnavailable promises that retrying later may work, and
+// ErrMisconfigured says an operator must act first; a cancelled context
 // comes back as an *Error wrapping ctx.Err(). Error texts name the
 // operation and the map but never credentials.
 //
@@ -69,4 +73,31 @@
 // ascending byte order after the cursor (the escaped last key of the
 // previous page), so a key present during a whole listing is returned
 // exactly once, whatever else changes meanwhile.
+//
+// # The S3 store
+//
+// S3 (s3://BUCKET/PREFIX?endpoint=&region=&path_style=&profile=) uses the
+// AWS SDK for Go v2 with the standard configuration chain (environment,
+// shared files, SSO, web identity, instance role) for credentials, region
+// and endpoint; URL options override the chain. Objects are named like
+// the directory store's files:
+//
+//	PREFIX/escape(map)/escape(key)                 the raw value
+//	PREFIX/escape(map)/.long/<h[:2]>/<h>           a long key: "EGK1",
+//	                                               uvarint(len(key)), key, value
+//	PREFIX/.long/<hex SHA-256 of map>/...          a long map name
+//
+// so a directory store copied into a bucket (aws s3 sync) is an S3 store.
+// List cannot use S3's order (escaped names do not sort like keys): its
+// first page lists the whole map and keeps a sorted snapshot that the
+// cursor names and later pages are cut from (see S3.List).
+//
+// Errors: no answer, timeouts, 5xx, 408, 429 and throttling codes are
+// ErrUnavailable; refused or missing credentials, access denied, a missing
+// bucket, a wrong region, clock skew and untrusted certificates are
+// ErrMisconfigured; other 4xx are ErrInvalid. The SDK tries each request
+// twice at most (S3Options.MaxAttempts) so that an outage surfaces fast;
+// retrying is the caller's. Messages carry the S3 error code and HTTP
+// status, and never credentials: requests are signed in a header, the
+// SDK's logging is off, and messages are scrubbed of the keys in use.
 package backing

@@ -1059,7 +1059,9 @@ func (s *S3) scrub(ctx context.Context, msg string) string {
 	if s.creds == nil {
 		return msg
 	}
-	c, err := s.creds.Retrieve(context.WithoutCancel(ctx))
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	c, err := s.creds.Retrieve(rctx) // cached: no request unless they expired
 	if err != nil {
 		return msg
 	}
