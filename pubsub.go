@@ -3,7 +3,6 @@ package engram
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/engramdb/engram/internal/pubsub"
 )
@@ -73,7 +72,6 @@ type Subscription struct {
 	ch   chan Event
 	fn   func(Event)
 	done chan struct{}
-	once sync.Once
 }
 
 // NewSubscription returns an empty subscription. With fn nil, events
