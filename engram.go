@@ -79,6 +79,18 @@ type Config struct {
 	// eventual reads (Map.WithEventualReads) of keys other nodes own are
 	// kept locally and invalidated by their owners (docs/cluster.md).
 	NearCache int
+
+	// Store is the default backing store of the maps: "file:///path" (a
+	// local directory) or "s3://bucket/prefix?endpoint=URL&region=R&
+	// path_style=true" (credentials from the usual AWS environment and
+	// files). Empty: no default store (a map can still name one, see
+	// Map.ConfigureStore). See docs/backing.md.
+	Store string
+	// StoreDefaults are the settings of maps that have none of their own,
+	// as "field=value" pairs: mode (write-behind, the default;
+	// write-through; read-through; none), delay, batch, max_dirty,
+	// negative_ttl.
+	StoreDefaults string
 }
 
 // nodeConfig turns c into the node's configuration: the defaults of
@@ -115,6 +127,8 @@ func (c Config) nodeConfig() config.Config {
 	}
 	nc.NodeName = c.NodeName
 	nc.NearCache = c.NearCache
+	nc.Store = c.Store
+	nc.StoreDefaults = c.StoreDefaults
 	return nc
 }
 

@@ -41,6 +41,10 @@ var (
 	// may have been applied), or the node lost contact with the
 	// majority of the cluster (a network split).
 	ErrUnavailable = errors.New("cluster unavailable")
+	// ErrStore: the map's backing store failed (a read-through miss could
+	// not be loaded, or a write-through write or Save did not reach it).
+	// The key may exist in the store: this is not ErrNotFound.
+	ErrStore = errors.New("backing store failed")
 )
 
 // Error is an error from the engine or a server that matches one of the
@@ -103,6 +107,8 @@ func replyError(msg string) error {
 		kind = ErrOutOfSequence
 	case strings.HasPrefix(msg, "MAPFULL "):
 		kind = ErrMapFull
+	case strings.HasPrefix(msg, "STORE "):
+		kind = ErrStore
 	case strings.HasPrefix(msg, "TRYAGAIN "), strings.HasPrefix(msg, "CLUSTERDOWN "):
 		kind = ErrUnavailable
 	case strings.HasPrefix(msg, "ERR "+store.ErrKeyTooLong.Error()):

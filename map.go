@@ -47,6 +47,13 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // agree with the expiry checks the store makes.
 func (m *Map) now() int64 { return m.n.st.Now() }
 
+// routed reports whether calls must take the command path (node.Do)
+// rather than the store directly: on a cluster member, and for maps with
+// a backing store (read-through and write-back happen there).
+func (m *Map) routed() bool {
+	return m.n.clustered || m.n.node.Persist().Uses(m.sm.Name())
+}
+
 // Name returns the map's name.
 func (m *Map) Name() string { return m.sm.Name() }
 
@@ -62,7 +69,7 @@ func (m *Map) GetTo(ctx context.Context, dst []byte, key string) ([]byte, error)
 	if err := m.n.check(ctx); err != nil {
 		return dst, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cGetTo(ctx, dst, key)
 	}
 	v, ok := m.sm.Get(dst, bytesOf(key))
@@ -90,7 +97,7 @@ func (m *Map) SetIf(ctx context.Context, key string, value []byte, opts ...SetOp
 	if err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cSet(ctx, "SET", key, value, p)
 	}
 	o := store.SetOptions{KeepTTL: p.KeepTTL, Seq: p.Seq, HasSeq: p.HasSeq}
@@ -115,7 +122,7 @@ func (m *Map) SetIf(ctx context.Context, key string, value []byte, opts ...SetOp
 // cluster it returns before the partition's replicas have the write, so
 // a failure of the primary right after may lose it.
 func (m *Map) UnsafeSet(ctx context.Context, key string, value []byte, opts ...SetOption) error {
-	if m.n.clustered {
+	if m.routed() {
 		if err := m.n.check(ctx); err != nil {
 			return err
 		}
@@ -134,7 +141,7 @@ func (m *Map) Delete(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		n, err := m.integer(ctx, b("DEL"), b(key))
 		return n > 0, err
 	}
@@ -148,7 +155,7 @@ func (m *Map) DeleteSeq(ctx context.Context, key string, seq uint64) (bool, erro
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		n, err := m.integer(ctx, b("DELSEQ"), utoa(seq), b(key))
 		return n > 0, err
 	}
@@ -161,7 +168,7 @@ func (m *Map) Contains(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		n, err := m.integer(ctx, b("EXISTS"), b(key))
 		return n > 0, err
 	}
@@ -175,7 +182,7 @@ func (m *Map) TTL(ctx context.Context, key string) (time.Duration, error) {
 		return 0, err
 	}
 	ms := int64(0)
-	if m.n.clustered {
+	if m.routed() {
 		var err error
 		if ms, err = m.integer(ctx, b("PTTL"), b(key)); err != nil {
 			return 0, err
@@ -200,7 +207,7 @@ func (m *Map) Expire(ctx context.Context, key string, d time.Duration) (bool, er
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		// PEXPIRE with 0 deletes the key, as a past time does here.
 		n, err := m.integer(ctx, b("PEXPIRE"), b(key), itoa(expireMillis(d)))
 		return n > 0, err
@@ -236,7 +243,7 @@ func (m *Map) Persist(ctx context.Context, key string) (bool, error) {
 	if err := m.n.check(ctx); err != nil {
 		return false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		n, err := m.integer(ctx, b("PERSIST"), b(key))
 		return n > 0, err
 	}
@@ -265,7 +272,7 @@ func (m *Map) IncrBy(ctx context.Context, key string, delta int64) (int64, error
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.integer(ctx, b("INCRBY"), b(key), itoa(delta))
 	}
 	var result int64
@@ -320,7 +327,7 @@ func (m *Map) PutAll(ctx context.Context, items []KV, opts ...SetOption) (int, e
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cPutAll(ctx, items, p)
 	}
 	o := store.SetOptions{Seq: p.Seq, HasSeq: p.HasSeq}
@@ -341,7 +348,7 @@ func (m *Map) GetAll(ctx context.Context, keys []string) (found map[string][]byt
 	if err := m.n.check(ctx); err != nil {
 		return nil, nil, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cGetAll(ctx, keys)
 	}
 	found = make(map[string][]byte, len(keys))
@@ -361,7 +368,7 @@ func (m *Map) RemoveItems(ctx context.Context, keys []string) (map[string][]byte
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cRemoveItems(ctx, keys, 0, false)
 	}
 	return m.removeItems(keys), nil
@@ -377,7 +384,7 @@ func (m *Map) RemoveItemsSeq(ctx context.Context, keys []string, seq uint64) (ma
 	if len(keys) == 0 {
 		return map[string][]byte{}, nil
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cRemoveItems(ctx, keys, seq, true)
 	}
 	if err := m.sm.CheckSequence(seq); err != nil {
@@ -403,7 +410,7 @@ func (m *Map) Keys(ctx context.Context, pattern string) ([]string, error) {
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cKeys(ctx, pattern)
 	}
 	keys := m.sm.Keys(globPattern(pattern))
@@ -427,7 +434,7 @@ func (m *Map) Values(ctx context.Context) ([][]byte, error) {
 	if err := m.n.check(ctx); err != nil {
 		return nil, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cValues(ctx)
 	}
 	items := m.sm.Items(nil, 0)
@@ -452,7 +459,7 @@ func (m *Map) Scan(ctx context.Context, cursor uint64, pattern string, count int
 	}
 	var keys [][]byte
 	var next uint64
-	if m.n.clustered {
+	if m.routed() {
 		var err error
 		if keys, next, err = m.cScan(ctx, cursor, pattern, count); err != nil {
 			return nil, 0, err
@@ -479,7 +486,7 @@ func (m *Map) Scan(ctx context.Context, cursor uint64, pattern string, count int
 // item is yielded, and the walk also stops (logging why) if the cluster
 // cannot answer for a page within its request timeout.
 func (m *Map) All(ctx context.Context) iter.Seq2[string, []byte] {
-	if m.n.clustered {
+	if m.routed() {
 		return m.cAll(ctx)
 	}
 	return func(yield func(string, []byte) bool) {
@@ -496,7 +503,7 @@ func (m *Map) All(ctx context.Context) iter.Seq2[string, []byte] {
 // KeysSeq iterates over the keys matching a Redis glob pattern ("" or
 // "*": all) the way All iterates over items.
 func (m *Map) KeysSeq(ctx context.Context, pattern string) iter.Seq[string] {
-	if m.n.clustered {
+	if m.routed() {
 		return m.cKeysSeq(ctx, pattern)
 	}
 	return func(yield func(string) bool) {
@@ -537,7 +544,7 @@ func (m *Map) EvictSince(ctx context.Context, age time.Duration) (int, error) {
 	if age < 0 {
 		return 0, fmt.Errorf("engram: EvictSince age must not be negative, got %v", age)
 	}
-	if m.n.clustered {
+	if m.routed() {
 		n, err := m.integer(ctx, b("EVICTSINCE"), itoa(int64(age/time.Second)))
 		return int(n), err
 	}
@@ -550,7 +557,7 @@ func (m *Map) Clear(ctx context.Context) error {
 	if err := m.n.check(ctx); err != nil {
 		return err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		_, err := m.do(ctx, b("CLEAR"))
 		return err
 	}
@@ -569,7 +576,7 @@ func (m *Map) SetMaxTTL(ctx context.Context, d time.Duration) error {
 		return errors.New("engram: max TTL must not be negative")
 	}
 	secs := int64(roundUp(d, time.Second) / time.Second)
-	if m.n.clustered {
+	if m.routed() {
 		if _, err := m.do(ctx, b("SETMAXTTL"), itoa(secs)); err != nil {
 			return err
 		}
@@ -586,7 +593,7 @@ func (m *Map) MaxTTL(ctx context.Context) (time.Duration, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		secs, err := m.integer(ctx, b("MAXTTL"))
 		return time.Duration(secs) * time.Second, err
 	}
@@ -603,7 +610,7 @@ func (m *Map) SetMaxKeys(ctx context.Context, n int64) error {
 	if n < 0 {
 		return errors.New("engram: max keys must not be negative")
 	}
-	if m.n.clustered {
+	if m.routed() {
 		if _, err := m.do(ctx, b("SETMAXKEYS"), itoa(n)); err != nil {
 			return err
 		}
@@ -619,7 +626,7 @@ func (m *Map) Sequence(ctx context.Context) (seq uint64, ok bool, err error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, false, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.cSequence(ctx)
 	}
 	seq, ok = m.sm.Sequence()
@@ -632,7 +639,7 @@ func (m *Map) Len(ctx context.Context) (int64, error) {
 	if err := m.n.check(ctx); err != nil {
 		return 0, err
 	}
-	if m.n.clustered {
+	if m.routed() {
 		return m.integer(ctx, b("MAPSIZE"))
 	}
 	return m.sm.Len(), nil

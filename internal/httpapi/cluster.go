@@ -69,10 +69,20 @@ func execOptions(q url.Values) (ExecOptions, error) {
 // clustered picks the handler of the node's mode: h on a standalone node,
 // c on a cluster member.
 func (a *api) clustered(h, c handlerFunc) handlerFunc {
-	if a.exec != nil {
+	switch {
+	case a.exec == nil:
+		return h
+	case a.direct == nil:
 		return c
 	}
-	return h
+	// A standalone node: maps with a backing store take the command path
+	// (read-through, write-back), the others the store directly.
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.direct(r.PathValue("map")) {
+			return h(w, r)
+		}
+		return c(w, r)
+	}
 }
 
 // clusterMap returns the request's map name for the cluster path. Names

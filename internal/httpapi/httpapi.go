@@ -68,6 +68,11 @@ type Options struct {
 	// (an error reply for a failure). Nil: a standalone node, served from
 	// Store directly.
 	Exec func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	// Direct, when set with Exec on a standalone node, says which maps are
+	// still served from Store directly (true) rather than through Exec:
+	// maps with a backing store go through Exec, where read-through and
+	// write-back happen. Nil: every map goes through Exec.
+	Direct func(mapName string) bool
 	// Cluster, when set, describes the cluster as this node sees it, for
 	// GET /v1/cluster and /healthz (owners adds the partition table). Nil
 	// on a standalone node.
@@ -119,6 +124,7 @@ type api struct {
 	clock   func() int64
 	mux     *http.ServeMux
 	exec    func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
+	direct  func(mapName string) bool
 	cluster func(owners bool) cluster.View
 	// commands runs the query routes' commands (Options.Commands).
 	commands func(ctx context.Context, mapName string, args [][]byte, o ExecOptions) []byte
@@ -143,7 +149,7 @@ func New(o Options) (http.Handler, error) {
 		o.Clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	a := &api{st: o.Store, met: o.Metrics, node: o.NodeInfo, log: o.Logger,
-		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, cluster: o.Cluster, commands: o.Commands,
+		maxBody: o.MaxBodyBytes, clock: o.Clock, mux: http.NewServeMux(), exec: o.Exec, direct: o.Direct, cluster: o.Cluster, commands: o.Commands,
 		hub: o.PubSub}
 	if o.Password != "" {
 		// Comparing fixed-size digests keeps the comparison constant-time

@@ -42,11 +42,14 @@ func (n *Node) httpHandler() (http.Handler, error) {
 	o.Commands = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
 		return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
 	}
+	o.Exec = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
+		return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
+	}
 	if n.cluster != nil {
-		o.Exec = func(ctx context.Context, mapName string, args [][]byte, eo httpapi.ExecOptions) []byte {
-			return n.Do(ctx, mapName, args, false, eo.Ack, eo.Eventual)
-		}
 		o.Cluster = n.cluster.view
+	} else {
+		// Standalone: the store directly, but for maps with a backing store.
+		o.Direct = func(mapName string) bool { return !n.persist.Uses(mapName) }
 	}
 	return httpapi.New(o)
 }

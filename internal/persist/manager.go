@@ -271,6 +271,22 @@ func (m *Manager) Settings(name string) (Settings, bool) {
 	return s, ok
 }
 
+// Uses reports whether map name has (or will have, on first use) a
+// store: callers with a faster path that bypasses the commands (the
+// embedded API, HTTP) must take the command path for it. It opens
+// nothing.
+func (m *Manager) Uses(name string) bool {
+	if m == nil || !m.any.Load() || store.IsInternal(name) {
+		return false
+	}
+	if ms := (*m.maps.Load())[name]; ms != nil {
+		if s := ms.set.Load(); s != nil {
+			return s.Mode != ModeNone
+		}
+	}
+	return m.settingsOf(name).Mode != ModeNone
+}
+
 // Policy returns the state of map mp if it uses a store (nil otherwise),
 // activating it on first use: its store is opened and, if it writes
 // back, the map starts recording changes. A node calls it before running
