@@ -216,6 +216,9 @@ func OpenS3(ctx context.Context, opts S3Options) (*S3, error) {
 	endpoint := opts.Endpoint
 	if endpoint == "" && cfg.BaseEndpoint != nil {
 		endpoint = *cfg.BaseEndpoint
+		if u, err := url.Parse(endpoint); err != nil || u.User != nil {
+			endpoint = "(from the AWS configuration)" // never print a user or password
+		}
 	}
 	s := &S3{
 		client:      client,
@@ -244,7 +247,13 @@ func OpenS3(ctx context.Context, opts S3Options) (*S3, error) {
 			Err: fmt.Errorf("%w (%s)", errNoCredentials, s.scrub(vctx, err.Error()))}
 	}
 	if !opts.NoVerify {
-		if err := s.Check(vctx); err != nil && !errors.Is(err, ErrUnavailable) {
+		err := s.Check(vctx)
+		switch {
+		case err == nil, errors.Is(err, ErrUnavailable):
+		case ctx.Err() != nil:
+			return nil, &Error{Op: "open", Err: ctx.Err()}
+		case vctx.Err() != nil: // no answer within s3VerifyTimeout: unavailable
+		default:
 			return nil, err
 		}
 	}
