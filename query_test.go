@@ -183,6 +183,12 @@ func TestClusterQueriesDuringRebalance(t *testing.T) {
 	}
 	waitSettled(t, nodes)
 	check(nodes[2].Map("bed"), "three nodes, asked on the new one")
+	// The index definition is cluster configuration: the node that joined
+	// after it was added builds it too, over the partitions it holds.
+	waitFor(t, func() bool {
+		l, err := nodes[2].Map("bed").Indexes(ctx)
+		return err == nil && len(l) == 1 && l[0].Path == "id.type" && l[0].State == "ready" && l[0].Keys > 0
+	})
 	for i := range 5 {
 		check(m, fmt.Sprint("three nodes settled, round ", i))
 	}

@@ -38,10 +38,20 @@ type MapConfig struct {
 	// Store is the map's backing-store settings (persist.Settings in
 	// String form); "" = the nodes' defaults.
 	Store string `json:"store,omitempty"`
+	// Indexes are the map's JSON query indexes (internal/query), in
+	// creation order.
+	Indexes []IndexDef `json:"indexes,omitempty"`
 	// Version is the Raft log index that set this configuration: nodes
 	// that also receive settings directly (for immediate effect) apply a
 	// configuration only if it is newer than what they have.
 	Version uint64 `json:"version,omitempty"`
+}
+
+// IndexDef is one JSON query index of a map: a canonical dot path, and
+// whether automatic indexing created it.
+type IndexDef struct {
+	Path string `json:"path"`
+	Auto bool   `json:"auto,omitempty"`
 }
 
 // Options configure a Control.

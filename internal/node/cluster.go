@@ -569,6 +569,8 @@ func (c *clusterNode) applyMapConfig(ms *mapSetting) error {
 		mc.MaxKeys = ms.Value
 	case "store":
 		mc.Store = ms.Text
+	case "index_add", "index_del":
+		mc.Indexes = mergeIndex(mc.Indexes, ms) // query.go
 	default:
 		return fmt.Errorf("unknown map setting %q", ms.Setting)
 	}
@@ -778,6 +780,7 @@ func (c *clusterNode) applyMaps(cfgs map[string]control.MapConfig) {
 				c.log.Warn("cannot apply max keys", "map", name, "err", err)
 			}
 		}
+		c.applyIndexes(name, mc.Indexes) // query.go
 		if p := c.n.persist; p != nil {
 			cur, explicit := p.Settings(name)
 			if mc.Store != "" && (!explicit || cur.String() != mc.Store) {

@@ -114,6 +114,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		sopts.Nodes = n.cluster.lists
 		sopts.ClusterView = n.cluster.view
 		sopts.MapConfig = n.cluster.setMapConfig
+		sopts.IndexConfig = n.cluster.setIndexConfig
 		if err := n.wirePubSub(); err != nil {
 			st.Close()
 			return nil, err

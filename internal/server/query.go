@@ -25,8 +25,10 @@ import (
 //     write guard, so the deletes replicate as any delete does.
 //   - The sequence forms advance the map's cluster-wide sequence first
 //     (seq.go), then run the scattered eviction.
-//   - INDEX ADD/DEL apply on the node asked and on every primary (a
-//     scatter); INDEX LIST shows this node's indexes.
+//   - INDEX ADD/DEL apply on the node asked, then are recorded in the
+//     control plane (Options.IndexConfig: every node applies the map's
+//     index definitions, nodes that join later too) or, without one,
+//     scattered to every primary; INDEX LIST shows this node's indexes.
 
 // queryCommands are the query and index commands.
 func queryCommands() []*command {
@@ -192,10 +194,17 @@ func cmdPValuesMatch(c *conn, a [][]byte) {
 // cluster, gives the indexes it starts to every primary.
 func (c *conn) noteQuery(qm *query.Manager, cr *query.Criteria) {
 	for _, path := range qm.Note(c.m.Name(), cr) {
-		if c.s.cl != nil {
-			if err := c.s.broadcastIndex(c, [][]byte{[]byte("INDEX"), []byte("ADD"), []byte(c.m.Name()), []byte(path), []byte("AUTO")}); err != nil {
-				c.s.log.Warn("automatic index not given to every node", "map", c.m.Name(), "path", path, "err", err)
-			}
+		if c.s.cl == nil {
+			continue
+		}
+		var err error
+		if c.s.opts.IndexConfig != nil {
+			err = c.s.opts.IndexConfig(c.m.Name(), path, true, true)
+		} else {
+			err = c.s.broadcastIndex(c, [][]byte{[]byte("INDEX"), []byte("ADD"), []byte(c.m.Name()), []byte(path), []byte("AUTO")})
+		}
+		if err != nil {
+			c.s.log.Warn("automatic index not given to every node", "map", c.m.Name(), "path", path, "err", err)
 		}
 	}
 }
@@ -389,13 +398,13 @@ func cmdIndex(c *conn, a [][]byte) {
 			c.indexErr(err)
 			return
 		}
-		c.indexBroadcast(a)
+		c.indexBroadcast(a, true, len(a) == 5)
 	case eq(sub, "del") && len(a) == 4:
 		if _, err := qm.Remove(string(a[2]), string(a[3])); err != nil {
 			c.indexErr(err)
 			return
 		}
-		c.indexBroadcast(a)
+		c.indexBroadcast(a, false, false)
 	case eq(sub, "list") && len(a) <= 3:
 		var list []query.Info
 		if len(a) == 3 {
@@ -434,10 +443,18 @@ func (c *conn) indexErr(err error) {
 }
 
 // indexBroadcast replies to INDEX ADD/DEL after applying it here: in a
-// cluster (for a client's command) it first gives it to every primary.
-func (c *conn) indexBroadcast(a [][]byte) {
+// cluster (for a client's command) it first records it in the control
+// plane (Options.IndexConfig), which applies it on every node, nodes
+// that join later included; without one it gives it to every primary.
+func (c *conn) indexBroadcast(a [][]byte, add, auto bool) {
 	if c.s.cl != nil && !c.forwarded {
-		if err := c.s.broadcastIndex(c, slices.Clone(a)); err != nil {
+		var err error
+		if c.s.opts.IndexConfig != nil {
+			err = c.s.opts.IndexConfig(string(a[2]), string(a[3]), add, auto)
+		} else {
+			err = c.s.broadcastIndex(c, slices.Clone(a))
+		}
+		if err != nil {
 			c.clusterErr(err)
 			return
 		}

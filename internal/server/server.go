@@ -60,6 +60,11 @@ type Options struct {
 	// EVICTMATCH, INDEX, ...); it must be the store's observer. Nil: those
 	// commands reply with an error.
 	Queries *query.Manager
+	// IndexConfig records that a map gains (add) or loses an index on a
+	// path cluster-wide (INDEX ADD/DEL, automatic indexing); nil on a
+	// standalone node (and then a cluster member broadcasts the change to
+	// every primary instead).
+	IndexConfig func(mapName, path string, add, auto bool) error
 	// Persist connects maps to their backing stores (read-through,
 	// write-back, SAVEKEY...); nil: no map has a store.
 	Persist *persist.Manager
