@@ -823,11 +823,17 @@ func (m *Manager) clean(ctx context.Context, d *store.Map, p int, recs []pending
 	return again
 }
 
+// maxBackoffMs caps the wait between write-back attempts of a failing
+// store (before jitter).
+const maxBackoffMs = 4000
+
 func (ms *State) backoff() int64 {
-	n := min(int(ms.consecutive.Load()), 9)
-	base := int64(100) << n // 100ms .. ~51s
-	base = min(base, 30_000)
-	return base/2 + rand.Int64N(base) // jitter: 0.5x .. 1.5x
+	// 100ms doubling to 4s, with jitter (0.5x to 1.5x): a store that
+	// comes back is written to again within seconds, and nodes that failed
+	// together do not retry in step.
+	n := min(int(ms.consecutive.Load()), 6)
+	base := min(int64(100)<<n, maxBackoffMs)
+	return base/2 + rand.Int64N(base)
 }
 
 func (ms *State) fail(m *Manager, err error, now int64) {
