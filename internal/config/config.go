@@ -63,6 +63,13 @@ type Config struct {
 	// the Go API's eventual reads) of keys other nodes own are kept here
 	// and invalidated by the owners.
 	NearCache int
+	// MaxIndexesPerMap bounds the JSON query indexes of one map
+	// (--max-indexes-per-map; jc: four; 0 means the default, 4).
+	MaxIndexesPerMap int
+	// AutoIndex is the automatic indexing threshold (--auto-index): a
+	// path queried on a map without an index more than this many times
+	// within a minute is indexed; 0 = off.
+	AutoIndex int
 	// DataDir is where the node keeps local state (--data-dir). Empty is
 	// fine for a single node that needs no persistence directory.
 	DataDir string
@@ -191,8 +198,17 @@ func Default() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ProtectedMode:   true,
+
+		MaxIndexesPerMap: DefaultMaxIndexesPerMap,
+		AutoIndex:        DefaultAutoIndex,
 	}
 }
+
+// Defaults of the JSON query settings.
+const (
+	DefaultMaxIndexesPerMap = 4
+	DefaultAutoIndex        = 10
+)
 
 // HTTPEnabled reports whether the HTTP API should listen at all.
 func (c Config) HTTPEnabled() bool {
@@ -322,6 +338,12 @@ func (c Config) problems() []problem {
 	}
 	if c.NearCache < 0 || c.NearCache > 1<<26 {
 		add("near-cache", "must be between 0 and %d entries", 1<<26)
+	}
+	if c.MaxIndexesPerMap < 0 || c.MaxIndexesPerMap > 64 {
+		add("max-indexes-per-map", "must be between 1 and 64 (0: the default, 4)")
+	}
+	if c.AutoIndex < 0 || c.AutoIndex > 1<<30 {
+		add("auto-index", "must be between 0 (off) and %d queries", 1<<30)
 	}
 	if len(c.NodeName) > 128 {
 		add("node-name", "longer than 128 bytes")

@@ -47,6 +47,9 @@ func TestDefault(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ProtectedMode:   true,
+
+		MaxIndexesPerMap: 4,
+		AutoIndex:        10,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() = %#v\nwant %#v", c, want)
@@ -185,13 +188,14 @@ func TestLoadFile(t *testing.T) {
 			"data-dir = /data", "replicas = 3", "store = s3://b/p", "password = pw", "max-memory = 2g",
 			"max-memory-policy = allkeys-lfu", "max-clients = 10", "max-key-len = 512", "max-value-len = 1mb",
 			"max-keys-per-map = 99", "partitions = 31", "log-level = error", "log-format = json", "protected-mode = true",
+			"max-indexes-per-map = 8", "auto-index = 0",
 		}, "\n"), func(c *Config) {
 			*c = Config{
 				RESPAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", ClusterAddr: "127.0.0.1:3", Join: []string{"h:4"}, ClusterSecret: "0123456789abcdef0123", Role: "data", Manager: true,
 				DataDir: "/data", Replicas: 3, Store: "s3://b/p", Password: "pw", MaxMemory: 2e9,
 				MaxMemoryPolicy: "allkeys-lfu", MaxClients: 10, MaxKeyLen: 512, MaxValueLen: 1 << 20,
 				MaxKeysPerMap: 99, Partitions: 31, LogLevel: "error", LogFormat: "json", ProtectedMode: true,
-				ConfigFile: c.ConfigFile,
+				MaxIndexesPerMap: 8, AutoIndex: 0, ConfigFile: c.ConfigFile,
 			}
 		}},
 	}
@@ -582,6 +586,7 @@ func TestRoundTrip(t *testing.T) {
 		DataDir: "/data dir", Replicas: 5, Store: "file:///srv", Password: " p#w\"\\ ", MaxMemory: 3 << 30,
 		MaxMemoryPolicy: "volatile-lru", MaxClients: 7, MaxKeyLen: 1000, MaxValueLen: 1500,
 		MaxKeysPerMap: 42, Partitions: 101, LogLevel: "debug", LogFormat: "json", ProtectedMode: false,
+		MaxIndexesPerMap: 7, AutoIndex: 3,
 	}
 	var file strings.Builder
 	for _, s := range settings() {

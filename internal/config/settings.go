@@ -153,6 +153,20 @@ func settings() []setting {
 			value: func(c Config) any { return c.NearCache },
 		},
 		{
+			name: "max-indexes-per-map", arg: "N",
+			usage: "most JSON query indexes one map may have",
+			set:   func(c *Config, v string) error { return parseInt(v, &c.MaxIndexesPerMap) },
+			text:  func(c Config) string { return strconv.Itoa(c.MaxIndexesPerMap) },
+			value: func(c Config) any { return c.MaxIndexesPerMap },
+		},
+		{
+			name: "auto-index", arg: "N",
+			usage: "index a JSON path automatically once queried N times in a minute without an index (0 = off)",
+			set:   func(c *Config, v string) error { return parseInt(v, &c.AutoIndex) },
+			text:  func(c Config) string { return strconv.Itoa(c.AutoIndex) },
+			value: func(c Config) any { return c.AutoIndex },
+		},
+		{
 			name: "data-dir", arg: "DIR",
 			usage: "directory for local state; not needed by a single node",
 			set:   func(c *Config, v string) error { c.DataDir = v; return nil },

@@ -76,7 +76,12 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	pobs := &persistObserver{}
 	observers = append(observers, pobs)
 	// JSON query indexes follow every change (and partition drops).
-	n.queries = query.New(query.Options{Partitions: cfg.Partitions, Logger: log.With("component", "query")})
+	autoIndex := cfg.AutoIndex
+	if autoIndex == 0 {
+		autoIndex = -1 // off
+	}
+	n.queries = query.New(query.Options{Partitions: cfg.Partitions, MaxIndexesPerMap: cfg.MaxIndexesPerMap,
+		AutoThreshold: autoIndex, Logger: log.With("component", "query")})
 	observers = append(observers, n.queries)
 	st, err := store.New(store.Options{
 		Observer:      store.Observers(observers...),
