@@ -91,6 +91,15 @@ type Config struct {
 	// write-through; read-through; none), delay, batch, max_dirty,
 	// negative_ttl.
 	StoreDefaults string
+
+	// MaxIndexesPerMap bounds the JSON query indexes of one map
+	// (Map.StartIndexing); 0 means the default, 4 (jc's limit).
+	MaxIndexesPerMap int
+	// AutoIndex is the automatic indexing threshold: a path queried on a
+	// map without an index more than this many times within a minute is
+	// indexed (docs/queries.md). 0 means the default, 10; negative
+	// switches automatic indexing off.
+	AutoIndex int
 }
 
 // nodeConfig turns c into the node's configuration: the defaults of
@@ -129,6 +138,15 @@ func (c Config) nodeConfig() config.Config {
 	nc.NearCache = c.NearCache
 	nc.Store = c.Store
 	nc.StoreDefaults = c.StoreDefaults
+	if c.MaxIndexesPerMap != 0 {
+		nc.MaxIndexesPerMap = c.MaxIndexesPerMap
+	}
+	switch {
+	case c.AutoIndex < 0:
+		nc.AutoIndex = 0 // off
+	case c.AutoIndex > 0:
+		nc.AutoIndex = c.AutoIndex
+	}
 	return nc
 }
 

@@ -44,7 +44,7 @@ func allPages(t *testing.T, m *engram.Map, criteria string, count int) []string 
 }
 
 func TestQueriesGoAPI(t *testing.T) {
-	n := open(t, engram.Config{})
+	n := open(t, engram.Config{AutoIndex: -1})
 	ctx := context.Background()
 	m := n.Map("bed")
 	var want []string
@@ -205,5 +205,34 @@ func TestClusterQueriesDuringRebalance(t *testing.T) {
 	got, err := m.ValuesMatch(ctx, "id.type=3")
 	if err != nil || len(got) != 150 {
 		t.Fatalf("after a kill: %d matches, %v; want 150", len(got), err)
+	}
+}
+
+// TestQueriesConfig: the embedded node's index limit and automatic
+// indexing threshold come from Config.
+func TestQueriesConfig(t *testing.T) {
+	ctx := context.Background()
+	n := open(t, engram.Config{MaxIndexesPerMap: 1, AutoIndex: 2})
+	m := n.Map("m")
+	m.Set(ctx, "k", []byte(`{"a":1,"b":2}`))
+	for range 3 {
+		if _, err := m.ValuesMatch(ctx, "a=1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := m.Indexes(ctx)
+	if err != nil || len(l) != 1 || l[0].Path != "a" || !l[0].Auto {
+		t.Fatalf("after 3 queries with threshold 2: %+v, %v", l, err)
+	}
+	if err := m.StartIndexing(ctx, "b"); !errors.Is(err, engram.ErrNoIndexesAvailable) {
+		t.Fatalf("second index with a limit of 1: %v", err)
+	}
+	off := open(t, engram.Config{AutoIndex: -1}).Map("m")
+	off.Set(ctx, "k", []byte(`{"a":1}`))
+	for range 20 {
+		off.ValuesMatch(ctx, "a=1")
+	}
+	if l, _ := off.Indexes(ctx); len(l) != 0 {
+		t.Fatalf("automatic indexing off, yet: %+v", l)
 	}
 }
