@@ -139,6 +139,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.metrics = metrics.New(metrics.Sources{Store: st, Server: n.serverStats})
+	n.metrics.Registry().MustRegister(metrics.NewStoreCollector(n.persist.Stats))
 	return n, nil
 }
 

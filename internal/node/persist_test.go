@@ -130,6 +130,15 @@ func TestNodeBackingStoreOverRESP(t *testing.T) {
 		t.Fatalf("a refused STORECONFIG changed the settings: %q -> %q", cfg, cfg2)
 	}
 
+	// Prometheus metrics of the store, per map.
+	code, body := httpGet(t, "http://"+n.HTTPAddr()+"/metrics", "")
+	for _, want := range []string{`engram_store_written_total{map="0"}`, `engram_store_pending_changes{map="wt"} 0`,
+		`engram_store_loads_total{map="0",result="found"}`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
+	}
+
 	// STORESTATUS shows the pending-change view.
 	st, err := rdb.Do(ctx, "STORESTATUS", "0").Slice()
 	if err != nil || len(st) != 1 {
