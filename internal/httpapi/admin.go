@@ -438,4 +438,5 @@ func (a *api) routes() {
 	a.handle("GET /v1/cluster", a.clusterView)
 	a.eventRoutes()
 	a.queryRoutes()
+	a.storeRoutes()
 }

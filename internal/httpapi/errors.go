@@ -127,6 +127,9 @@ var replyErrors = map[string]struct {
 	"TRYAGAIN":    {http.StatusServiceUnavailable, "try_again", 1},
 	"CLUSTERDOWN": {http.StatusServiceUnavailable, "cluster_down", 1},
 	"CROSSSLOT":   {http.StatusBadRequest, "cross_slot", 0},
+	// The map's backing store failed (a read-through miss, a write-through
+	// write, persist-now): the upstream of this gateway.
+	"STORE": {http.StatusBadGateway, "store_error", 0},
 }
 
 // replyError classifies the error reply msg of a command run through the

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +141,33 @@ func TestNodeBackingStoreOverRESP(t *testing.T) {
 		}
 	}
 
+	// The HTTP API: settings, writes through the store, persist now, status.
+	base := "http://" + n.HTTPAddr()
+	if code, body := httpDo(t, "PUT", base+"/v1/maps/h/store", `{"mode": "write-through"}`); code != 200 || !strings.Contains(body, `"mode":"write-through"`) {
+		t.Fatalf("PUT store settings: %d %s", code, body)
+	}
+	if code, body := httpDo(t, "PUT", base+"/v1/maps/h/store", `{"mode": "sometimes"}`); code != 400 {
+		t.Fatalf("PUT a bad mode: %d %s, want 400", code, body)
+	}
+	if code, body := httpDo(t, "PUT", base+"/v1/maps/h/keys/x", "hv"); code/100 != 2 {
+		t.Fatalf("PUT key: %d %s", code, body)
+	}
+	if v, ok := storedValue(t, dir, "h", "x"); !ok || v != "hv" {
+		t.Fatalf("write-through over HTTP: store has %q %v", v, ok)
+	}
+	s, _ = backing.OpenDir(dir, backing.DirOptions{NoSync: true})
+	s.Store(ctx, "h", []byte("y"), []byte("from-store"))
+	s.Close()
+	if code, body := httpDo(t, "GET", base+"/v1/maps/h/keys/y", ""); code != 200 || body != "from-store" {
+		t.Fatalf("read-through over HTTP: %d %q", code, body)
+	}
+	if code, body := httpDo(t, "POST", base+"/v1/maps/0/save/k2", ""); code != 200 || !strings.Contains(body, `"saved":1`) {
+		t.Fatalf("POST save: %d %s", code, body)
+	}
+	if code, body := httpDo(t, "GET", base+"/v1/store", ""); code != 200 || !strings.Contains(body, `"map":"h"`) || !strings.Contains(body, `"pending":0`) {
+		t.Fatalf("GET /v1/store: %d %s", code, body)
+	}
+
 	// STORESTATUS shows the pending-change view.
 	st, err := rdb.Do(ctx, "STORESTATUS", "0").Slice()
 	if err != nil || len(st) != 1 {
@@ -209,4 +238,16 @@ func selectMap(ctx context.Context, cn *redis.Conn, name string) error {
 	cmd := redis.NewStatusCmd(ctx, "select", name)
 	cn.Process(ctx, cmd)
 	return cmd.Err()
+}
+
+func httpDo(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
