@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/engramdb/engram/internal/cluster"
 	"github.com/engramdb/engram/internal/query"
@@ -127,9 +129,13 @@ func cmdValuesMatch(c *conn, a [][]byte) {
 	clustered := c.s.cl != nil && !c.forwarded && c.parts == nil
 	switch {
 	case !paged && clustered:
-		c.s.runScatter(c, c.s.cmds["valuesmatch"], route{kind: routeScatter, merge: mergeMaps}, a[:2])
+		c.s.scatterQuery(c, a[:2])
 	case !paged:
-		c.kvReply(c.match(qm, cr, c.parts, nil))
+		kvs := c.match(qm, cr, c.parts, nil)
+		if !c.stillLeads(c.parts) {
+			return
+		}
+		c.kvReply(kvs)
 	default:
 		c.matchPages(qm, cr, a[1], cursor, count, clustered)
 	}
@@ -147,11 +153,17 @@ func (c *conn) matchPages(qm *query.Manager, cr *query.Criteria, crit []byte, cu
 			kvs = c.match(qm, cr, []int{p}, kvs)
 			continue
 		}
-		saved := c.out
-		c.out = nil
-		c.s.runPart(c, c.s.cmds["pvaluesmatch"], p, [][]byte{[]byte("PVALUESMATCH"), []byte(strconv.Itoa(p)), crit})
-		reply := c.out
-		c.out = saved
+		var reply []byte
+		for attempt := 0; ; attempt++ {
+			saved := c.out
+			c.out = nil
+			c.s.runPart(c, c.s.cmds["pvaluesmatch"], p, [][]byte{[]byte("PVALUESMATCH"), []byte(strconv.Itoa(p)), crit})
+			reply = c.out
+			c.out = saved
+			if !movedReply(reply) || !backoff(attempt) {
+				break
+			}
+		}
 		v, err := parseReply(reply)
 		if err != nil || v.Kind == '-' || v.Kind == '!' || len(v.Elems)%2 != 0 {
 			c.out = append(c.out, reply...)
@@ -187,7 +199,68 @@ func cmdPValuesMatch(c *conn, a [][]byte) {
 	if !ok {
 		return
 	}
-	c.kvReply(c.match(qm, cr, []int{p}, nil))
+	kvs := c.match(qm, cr, []int{p}, nil)
+	if !c.stillLeads([]int{p}) {
+		return
+	}
+	c.kvReply(kvs)
+}
+
+// errMoved is the TRYAGAIN reason of a query part whose partition stopped
+// being led by the node while it read it (the node may have dropped part
+// of it): the caller runs the part again with the new table.
+const errMoved = "TRYAGAIN a partition moved while this node read it"
+
+// stillLeads reports whether this node, in a cluster, still leads parts
+// after reading them (always true on one node). Otherwise it replies
+// with errMoved.
+func (c *conn) stillLeads(parts []int) bool {
+	if c.s.cl == nil {
+		return true
+	}
+	for _, p := range parts {
+		if !c.s.cl.IsPrimary(p) {
+			c.err(errMoved + " (partition " + strconv.Itoa(p) + ")")
+			return false
+		}
+	}
+	return true
+}
+
+func movedReply(b []byte) bool { return bytes.HasPrefix(b, []byte("-"+errMoved)) }
+
+// backoff sleeps before retry attempt+1 of a query part and reports
+// whether to retry (for at most about ten seconds, the cluster's request
+// timeout).
+func backoff(attempt int) bool {
+	if attempt >= 100 {
+		return false
+	}
+	time.Sleep(time.Duration(min(attempt+1, 10)) * 10 * time.Millisecond)
+	return true
+}
+
+// scatterQuery is VALUESMATCH without a cursor in a cluster: every
+// primary matches the partitions it leads and the maps are concatenated.
+// A part whose partition moved while it was read (errMoved) makes the
+// whole scatter run again.
+func (s *Server) scatterQuery(c *conn, args [][]byte) {
+	cmd := s.cmds["valuesmatch"]
+	cc := c.clusterCommand(cmd, args)
+	for attempt := 0; ; attempt++ {
+		replies, err := s.cl.Scatter(c.ctx(), cc, func(parts []int) ([]byte, error) {
+			return s.execScatter(c.ctx(), c, cmd, parts, cc, args)
+		})
+		if err != nil {
+			c.clusterErr(err)
+			return
+		}
+		if slices.ContainsFunc(replies, movedReply) && backoff(attempt) {
+			continue
+		}
+		c.mergeReplies(mergeMaps, replies, nil, 0)
+		return
+	}
 }
 
 // noteQuery counts a client's query for automatic indexing and, in a

@@ -377,3 +377,25 @@ func TestQueriesInCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryPartNotLed: a node asked for a part of a query on a partition
+// it does not lead (the partition moved away while a scatter or a page
+// was on its way) answers errMoved, which the asking node retries.
+func TestQueryPartNotLed(t *testing.T) {
+	c := startQueryCluster(t)
+	cl := c.servers[0].dial(t)
+	p := -1
+	for i := range 31 {
+		if !c.nodes[0].IsPrimary(i) {
+			p = i
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("node 0 leads every partition")
+	}
+	cl.must(fmt.Sprintf("-%s (partition %d)", errMoved, p), "PVALUESMATCH", fmt.Sprint(p), "a=1")
+	if !movedReply([]byte(fmt.Sprintf("-%s (partition %d)\r\n", errMoved, p))) {
+		t.Fatal("movedReply does not recognise the reply")
+	}
+}
