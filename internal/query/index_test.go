@@ -399,3 +399,17 @@ func TestAutoIndexing(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestIndexTotalBound: a node holds at most MaxIndexes indexes, whatever
+// the number of maps.
+func TestIndexTotalBound(t *testing.T) {
+	_, m, _ := testStore(t, 1, Options{AutoThreshold: -1})
+	for i := range MaxIndexes {
+		if _, err := m.Add(fmt.Sprint("m", i/4), fmt.Sprint("p", i%4), false); err != nil {
+			t.Fatalf("index %d: %v", i, err)
+		}
+	}
+	if _, err := m.Add("another", "p", false); !errors.Is(err, ErrNoIndexesAvailable) {
+		t.Fatalf("index past the node's bound: %v", err)
+	}
+}

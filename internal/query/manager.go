@@ -32,6 +32,10 @@ const (
 	DefaultMaxIndexesPerMap = 4
 	DefaultAutoThreshold    = 10
 	DefaultAutoWindow       = time.Minute
+	// MaxIndexes bounds the indexes of all maps of a node: an empty index
+	// costs a table per partition (about 20 KiB with 271 partitions), so
+	// clients creating maps and indexes cannot grow memory without bound.
+	MaxIndexes = 1024
 	// maxAutoPaths bounds the (map, path) pairs counted for auto-indexing
 	// in one window, so clients inventing paths cannot grow memory.
 	maxAutoPaths = 10000
@@ -226,6 +230,13 @@ func (m *Manager) Add(mapName, path string, auto bool) (bool, error) {
 			}
 			return false, nil
 		}
+	}
+	total := 0
+	for _, l := range cur {
+		total += len(l)
+	}
+	if total >= MaxIndexes {
+		return false, fmt.Errorf("%w: this node has %d indexes over all maps, the limit is %d", ErrNoIndexesAvailable, total, MaxIndexes)
 	}
 	if len(cur[mapName]) >= m.opts.MaxIndexesPerMap {
 		return false, fmt.Errorf("%w: map %q has %d indexes, the limit is %d", ErrNoIndexesAvailable, mapName, len(cur[mapName]), m.opts.MaxIndexesPerMap)
