@@ -24,9 +24,9 @@ var bench struct {
 	once       sync.Once
 	st         *store.Store
 	m          *Manager
-	indexBytes uint64 // heap growth from building the index
-	build      time.Duration
-	estimate   int64  // the index's own estimate
+	indexBytes uint64        // heap growth from building the index
+	build      time.Duration // time to build the id.type index
+	estimate   int64         // the index's own estimate
 }
 
 func heapInUse() uint64 {
