@@ -462,6 +462,10 @@ func cmdIndex(c *conn, a [][]byte) {
 			c.err(errInternalMap)
 			return
 		}
+		if _, err := query.ParsePath(string(a[3])); err != nil {
+			c.indexErr(err) // before the map is created: bad input changes nothing
+			return
+		}
 		if _, err := c.s.st.OpenMap(string(a[2])); err != nil {
 			c.storeErr(err)
 			return
