@@ -191,7 +191,8 @@ func (n *Node) Start() error {
 	}
 	n.persist.Start()
 	n.log.Info("engram node ready", "version", Version, "resp", n.RESPAddr(), "http", n.HTTPAddr(),
-		"max_memory", n.cfg.MaxMemory, "policy", n.cfg.MaxMemoryPolicy, "auth", n.cfg.Password != "")
+		"max_memory", n.cfg.MaxMemory, "policy", n.cfg.MaxMemoryPolicy, "auth", n.cfg.Password != "",
+		"store", storeSummary(n.cfg.Store))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -88,4 +89,17 @@ func (n *Node) closePersist(ctx context.Context, graceful bool) {
 	} else {
 		n.log.Info("changes written back to the store", "took", time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// storeSummary names a store URL for logs: its kind and bucket or path,
+// never a query (endpoints may carry tokens) or a user.
+func storeSummary(raw string) string {
+	if raw == "" {
+		return "none"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
 }

@@ -259,6 +259,22 @@ func (m *Manager) Check(s Settings) error {
 	return nil
 }
 
+// Probe opens the store s names (kept open for the map), so that a
+// setting naming a store that cannot be opened (a misconfigured bucket,
+// missing credentials) is refused when it is set, not at the first
+// command. An unreachable store opens (it may come back).
+func (m *Manager) Probe(s Settings) error {
+	if s.Mode == ModeNone {
+		return nil
+	}
+	url := s.Store
+	if url == "" {
+		url = m.o.DefaultStore
+	}
+	_, err := m.openStore(url)
+	return err
+}
+
 // Settings returns map name's settings and whether they were set
 // explicitly (otherwise they are the node's defaults).
 func (m *Manager) Settings(name string) (Settings, bool) {

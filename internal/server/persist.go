@@ -243,6 +243,10 @@ func cmdStoreConfig(c *conn, a [][]byte) {
 		c.err("ERR " + oneLine(err.Error()))
 		return
 	}
+	if err := p.Probe(next); err != nil {
+		c.persistErr(err)
+		return
+	}
 	if c.s.opts.MapStore != nil && !c.forwarded {
 		// Cluster configuration: recorded by the control plane and applied
 		// on every node (and on nodes that join later).
