@@ -137,3 +137,56 @@ func TestClusterStoreKillPrimary(t *testing.T) {
 		t.Errorf("errors other than TRYAGAIN/CLUSTERDOWN: %s", &load.bad)
 	}
 }
+
+// TestClusterStoreGracefulLeave: a node holding changes not yet written
+// back (the delay is an hour) leaves gracefully (SIGTERM). Its partitions,
+// and their pending changes, move to the others: nothing is written to the
+// store by the move and nothing pending is lost; SAVEMAP then writes every
+// change, and the store equals the cache.
+func TestClusterStoreGracefulLeave(t *testing.T) {
+	srv := s3test.New(t)
+	c := newCluster(t, "--partitions", "31", "--replicas", "2",
+		"--store", srv.URL("leave"), "--store-defaults", "mode=write-behind delay=1h")
+	c.env = srv.Env()
+	c.add()
+	c.add()
+	c.add()
+	c.waitSettled(3)
+	nodes := c.live()
+	want := map[string]string{}
+	for i := range 600 {
+		want[fmt.Sprintf("g:%d", i)] = fmt.Sprint("v", i)
+	}
+	setAll(t, nodes[0].rdb, want)
+	before := c.pendingChanges()
+	if before != int64(len(want)) {
+		t.Fatalf("%d changes pending before the leave, want %d", before, len(want))
+	}
+	leaver := nodes[len(nodes)-1]
+	if leaver == c.leader() {
+		leaver = nodes[len(nodes)-2]
+	}
+	leaver.stop()
+	if _, err := c.trySettle(2); err != nil {
+		t.Fatal(err)
+	}
+	st := srv.Open(t, "leave")
+	if objs := srv.Objects(t, "leave/"); len(objs) != 0 {
+		t.Fatalf("the store has %d objects before any write-back was due", len(objs))
+	}
+	if after := c.pendingChanges(); after != before {
+		t.Fatalf("%d changes pending after %s left, want the %d from before", after, leaver.name, before)
+	}
+	ctx, cancel := ctxTimeout(2 * time.Minute)
+	defer cancel()
+	n, err := c.live()[0].rdb.Do(ctx, "SAVEMAP").Int()
+	if err != nil || n != len(want) {
+		t.Fatalf("SAVEMAP: %d %v, want %d", n, err, len(want))
+	}
+	for k, v := range want {
+		got, ok, err := st.Load(context.Background(), "0", []byte(k))
+		if err != nil || !ok || string(got) != v {
+			t.Fatalf("%s: store has %q %v %v, want %q", k, got, ok, err, v)
+		}
+	}
+}
