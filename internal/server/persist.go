@@ -134,11 +134,11 @@ func (c *conn) writeThrough() bool {
 // fails, the client gets the error: the write is applied in memory and
 // stays pending, written back in the background.
 func (s *Server) afterWrite(c *conn, cmd *command, args [][]byte, start int) {
-	if c.forwarded || c.failed || !cmd.write || cmd.name == "savekey" {
-		return
+	if c.forwarded || c.failed || !cmd.write || !c.writeThrough() {
+		return // the common case costs an atomic load (no map has a store)
 	}
 	r, ok := routes[cmd.name]
-	if !ok || r.kind != routeKeys || !c.writeThrough() {
+	if !ok || r.kind != routeKeys {
 		return
 	}
 	keys := keysOf(r, args)
