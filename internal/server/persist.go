@@ -162,14 +162,24 @@ func (s *Server) afterWrite(c *conn, cmd *command, args [][]byte, start int) {
 	c.out = c.out[:mark]
 }
 
-func cmdSaveKey(c *conn, a [][]byte) {
+// storeOf returns the state of c's map for a command that needs a store,
+// or replies with why there is none.
+func (c *conn) storeOf() (*persist.State, bool) {
 	ms, err := c.s.opts.Persist.Policy(c.m)
 	if err != nil {
 		c.persistErr(err)
-		return
+		return nil, false
 	}
-	if c.s.opts.Persist == nil || ms == nil {
+	if ms == nil {
 		c.err("ERR map '" + trunc([]byte(c.m.Name())) + "' has no backing store (see STORECONFIG)")
+		return nil, false
+	}
+	return ms, true
+}
+
+func cmdSaveKey(c *conn, a [][]byte) {
+	ms, ok := c.storeOf()
+	if !ok {
 		return
 	}
 	n, err := c.s.opts.Persist.Save(c.ctx(), ms, c.m, a[1:])
@@ -181,13 +191,8 @@ func cmdSaveKey(c *conn, a [][]byte) {
 }
 
 func cmdSaveMap(c *conn, _ [][]byte) {
-	ms, err := c.s.opts.Persist.Policy(c.m)
-	if err != nil {
-		c.persistErr(err)
-		return
-	}
-	if c.s.opts.Persist == nil || ms == nil {
-		c.err("ERR map '" + trunc([]byte(c.m.Name())) + "' has no backing store (see STORECONFIG)")
+	ms, ok := c.storeOf()
+	if !ok {
 		return
 	}
 	parts := c.parts
