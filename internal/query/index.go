@@ -38,9 +38,9 @@ type index struct {
 type ipart struct {
 	mu sync.RWMutex
 	// byKey holds every key whose value has the path, with the canonical
-	// key of the value there; byVal the reverse. A key string is shared
-	// by both maps (one allocation).
-	byKey map[string]string
+	// key of the value there and the key's place in that value's set;
+	// byVal the sets. A key string is shared by both (one allocation).
+	byKey map[string]entry
 	byVal map[string]*keySet
 	// filled: the backfill has copied the partition's existing items in.
 	// Until then tomb holds the keys a live change removed from (or never
@@ -51,114 +51,42 @@ type ipart struct {
 	gen    uint64 // incremented when the partition is dropped
 }
 
-// keySet is the set of keys holding one value. Most sets are small (a
-// unique id; or few keys of one value per partition), so a set is a
-// single inline key, then a short slice, and a map only past
-// maxListSet keys. vk is the value's canonical key, which every byKey
-// entry of the set shares (one allocation per distinct value).
-type keySet struct {
-	vk   string
-	one  string
-	list []string
-	many map[string]struct{}
+// entry is what byKey holds for a key: its value's canonical key (the
+// set's copy, shared by every key of the value) and its place in the
+// value's set.
+type entry struct {
+	vk  string
+	pos int32
 }
 
-// maxListSet is the largest set kept as a slice.
-const maxListSet = 16
-
-func (s *keySet) len() int {
-	switch {
-	case s.many != nil:
-		return len(s.many)
-	case s.list != nil:
-		return len(s.list)
-	}
-	return 1
+// keySet is the set of keys holding one value: a slice, each key's
+// place recorded in byKey, so adding and removing a key are O(1) and no
+// hash map is churned (a churning Go map fills with tombstones and its
+// lookups slow down). vk is the value's canonical key.
+type keySet struct {
+	vk   string
+	keys []string
 }
 
 // each calls fn for every key until it returns false.
 func (s *keySet) each(fn func(k string) bool) bool {
-	switch {
-	case s.many != nil:
-		for k := range s.many {
-			if !fn(k) {
-				return false
-			}
+	for _, k := range s.keys {
+		if !fn(k) {
+			return false
 		}
-		return true
-	case s.list != nil:
-		for _, k := range s.list {
-			if !fn(k) {
-				return false
-			}
-		}
-		return true
 	}
-	return fn(s.one)
-}
-
-// insert adds k (not in the set); it returns the change in bytes.
-func (s *keySet) insert(k string) int64 {
-	switch {
-	case s.many != nil:
-		s.many[k] = struct{}{}
-		return setEntryBytes
-	case s.list == nil:
-		s.list = make([]string, 2, 4)
-		s.list[0], s.list[1] = s.one, k
-		s.one = ""
-		return 4 * 16
-	case len(s.list) < maxListSet:
-		var d int64
-		if len(s.list) == cap(s.list) {
-			d = int64(cap(s.list)) * 16 // the slice doubles
-		}
-		s.list = append(s.list, k)
-		return d
-	}
-	s.many = make(map[string]struct{}, 2*maxListSet)
-	for _, x := range s.list {
-		s.many[x] = struct{}{}
-	}
-	s.many[k] = struct{}{}
-	d := setMapBytes + int64(len(s.many))*setEntryBytes - int64(cap(s.list))*16
-	s.list = nil
-	return d
-}
-
-// erase removes k (in the set, which keeps at least one other key); it
-// returns the change in bytes.
-func (s *keySet) erase(k string) int64 {
-	if s.many != nil {
-		delete(s.many, k)
-		return -setEntryBytes
-	}
-	i := 0
-	for i < len(s.list) && s.list[i] != k {
-		i++
-	}
-	last := len(s.list) - 1
-	s.list[i] = s.list[last]
-	s.list[last] = ""
-	s.list = s.list[:last]
-	if last == 1 {
-		d := -int64(cap(s.list)) * 16
-		s.one, s.list = s.list[0], nil
-		return d
-	}
-	return 0
+	return true
 }
 
 // Per-entry overheads used for the memory estimate (calibrated against
-// the heap growth BenchmarkValuesMatch measures): a map slot of a string
-// key and string value (byKey) with Go maps' load factor, control bytes
-// and growth slack; a slot of byVal (string key and keySet); a slot of a
-// large set.
+// the heap growth BenchmarkValuesMatch measures): a byKey slot (string
+// key and entry) with Go maps' load factor, control bytes and growth
+// slack; a byVal slot with its keySet; a set's slice slot with append's
+// slack.
 const (
-	byKeyEntryBytes = 64
+	byKeyEntryBytes = 72
 	byValEntryBytes = 112
-	setEntryBytes   = 32
-	setMapBytes     = 64
+	setSlotBytes    = 24
 	stringBytes     = 16 // allocation rounding of a short string
 )
 
@@ -182,11 +110,17 @@ func (pt *ipart) set(key []byte, vk string, ok bool) {
 		return
 	}
 	if had {
-		if old == vk {
+		if old.vk == vk {
 			return
 		}
-		pt.remove(string(key), old)
-	} else if !pt.filled {
+		// The key moves to another value's set; its byKey slot is
+		// overwritten, not deleted and inserted again.
+		k := string(key)
+		pt.leave(old)
+		pt.byKey[k] = pt.join(k, vk)
+		return
+	}
+	if !pt.filled {
 		delete(pt.tomb, string(key))
 	}
 	pt.add(string(key), vk)
@@ -215,32 +149,53 @@ func (pt *ipart) tombstone(key []byte) {
 // add indexes key k under value vk; k must not be indexed.
 func (pt *ipart) add(k, vk string) {
 	if pt.byKey == nil {
-		pt.byKey, pt.byVal = map[string]string{}, map[string]*keySet{}
+		pt.byKey, pt.byVal = map[string]entry{}, map[string]*keySet{}
 	}
 	pt.bytes += byKeyEntryBytes + stringBytes + int64(len(k))
-	s, had := pt.byVal[vk]
-	if !had {
-		s = &keySet{vk: vk, one: k}
-		pt.byVal[vk] = s
-		pt.byKey[k] = vk
-		pt.bytes += byValEntryBytes + stringBytes + int64(len(vk))
-		return
-	}
-	pt.byKey[k] = s.vk // the set's copy: one allocation per distinct value
-	pt.bytes += s.insert(k)
+	pt.byKey[k] = pt.join(k, vk)
 }
 
-// remove drops key k, indexed under vk.
-func (pt *ipart) remove(k, vk string) {
+// join appends k to the set of value vk and returns k's entry.
+func (pt *ipart) join(k, vk string) entry {
+	s, had := pt.byVal[vk]
+	if !had {
+		s = &keySet{vk: vk}
+		pt.byVal[vk] = s
+		pt.bytes += byValEntryBytes + stringBytes + int64(len(vk))
+	}
+	s.keys = append(s.keys, k)
+	pt.bytes += setSlotBytes
+	return entry{vk: s.vk, pos: int32(len(s.keys) - 1)}
+}
+
+// remove drops key k, whose entry is e.
+func (pt *ipart) remove(k string, e entry) {
 	delete(pt.byKey, k)
 	pt.bytes -= byKeyEntryBytes + stringBytes + int64(len(k))
-	s := pt.byVal[vk]
-	if s.len() == 1 {
-		delete(pt.byVal, vk)
-		pt.bytes -= byValEntryBytes + stringBytes + int64(len(vk))
+	pt.leave(e)
+}
+
+// leave takes the key at e out of its value's set: the set's last key
+// takes its place (and its byKey entry is updated in place).
+func (pt *ipart) leave(e entry) {
+	s := pt.byVal[e.vk]
+	pt.bytes -= setSlotBytes
+	last := len(s.keys) - 1
+	if last == 0 {
+		delete(pt.byVal, e.vk)
+		pt.bytes -= byValEntryBytes + stringBytes + int64(len(e.vk))
 		return
 	}
-	pt.bytes += s.erase(k)
+	if int(e.pos) != last {
+		moved := s.keys[last]
+		s.keys[e.pos] = moved
+		pt.byKey[moved] = entry{vk: s.vk, pos: e.pos}
+	}
+	s.keys[last] = ""
+	s.keys = s.keys[:last]
+	if cap(s.keys) > 64 && len(s.keys) < cap(s.keys)/4 {
+		s.keys = append([]string(nil), s.keys...) // give back a mostly empty array
+	}
 }
 
 // reset drops every entry (the partition left this node).

@@ -60,18 +60,20 @@ func contents(ix *index) map[string]string {
 		pt := &ix.parts[p]
 		pt.mu.RLock()
 		for k, v := range pt.byKey {
-			out[k] = v
+			out[k] = v.vk
 		}
-		// byVal must be the exact reverse of byKey.
+		// byVal must be the exact reverse of byKey, positions included.
 		n := 0
 		for vk, s := range pt.byVal {
-			s.each(func(k string) bool {
-				if pt.byKey[k] != vk {
-					panic(fmt.Sprintf("byVal has %q under %q, byKey says %q", k, vk, pt.byKey[k]))
+			if s.vk != vk || len(s.keys) == 0 {
+				panic(fmt.Sprintf("set of %q: vk %q, %d keys", vk, s.vk, len(s.keys)))
+			}
+			for i, k := range s.keys {
+				if e := pt.byKey[k]; e.vk != vk || int(e.pos) != i {
+					panic(fmt.Sprintf("byVal has %q under %q at %d, byKey says %+v", k, vk, i, e))
 				}
 				n++
-				return true
-			})
+			}
 		}
 		if n != len(pt.byKey) {
 			panic(fmt.Sprintf("partition %d: byVal holds %d keys, byKey %d", p, n, len(pt.byKey)))
