@@ -168,8 +168,11 @@ func BenchmarkIndexedSet(b *testing.B) {
 			for _, p := range []string{"id.type", "score", "active", "name"}[:nIdx] {
 				m.Add("w", p, false)
 			}
-			for len(m.List("w", false)) > 0 && m.List("w", false)[nIdx-1].State != StateReady {
-				time.Sleep(time.Millisecond)
+			for ready := false; !ready; time.Sleep(time.Millisecond) {
+				ready = true
+				for _, in := range m.List("w", false) {
+					ready = ready && in.State == StateReady
+				}
 			}
 			b.ReportAllocs()
 			i := 0
