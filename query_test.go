@@ -236,3 +236,37 @@ func TestQueriesConfig(t *testing.T) {
 		t.Fatalf("automatic indexing off, yet: %+v", l)
 	}
 }
+
+// TestClusterAutoIndex: a path queried often on one node is indexed
+// automatically on every node (recorded in the cluster's configuration).
+func TestClusterAutoIndex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	ctx := context.Background()
+	nodes := startCluster(t, 2, func(_ int, c *engram.Config) { c.AutoIndex = 2 })
+	m := nodes[0].Map("auto")
+	for i := range 100 {
+		if err := m.Set(ctx, fmt.Sprint("k", i), []byte(fmt.Sprintf(`{"g":%d}`, i%4))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		got, err := m.ValuesMatch(ctx, "g=1")
+		if err != nil || len(got) != 25 {
+			t.Fatalf("ValuesMatch = %d items, %v", len(got), err)
+		}
+	}
+	for i, n := range nodes {
+		waitFor(t, func() bool {
+			l, err := n.Map("auto").Indexes(ctx)
+			return err == nil && len(l) == 1 && l[0].Path == "g" && l[0].Auto && l[0].State == "ready"
+		})
+		if l, _ := n.Map("auto").Indexes(ctx); l[0].Keys == 0 {
+			t.Fatalf("node %d indexed nothing", i)
+		}
+	}
+	if got, _ := nodes[1].Map("auto").ValuesMatch(ctx, "g=1"); len(got) != 25 {
+		t.Fatalf("indexed ValuesMatch = %d items", len(got))
+	}
+}
