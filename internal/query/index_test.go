@@ -183,74 +183,87 @@ var testCriteria = []string{`id.type=3`, `id.type="3"`, `id.type!=3`, `n>4`, `n<
 // full scan and indexed queries return what a scan returns.
 func TestIndexExactUnderRandomChanges(t *testing.T) {
 	for seed := range uint64(4) {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(seed, 42))
-			st, m, now := testStore(t, 7, Options{AutoThreshold: -1})
-			sm := st.Map("m")
-			key := func() []byte { return []byte(fmt.Sprint("k", r.IntN(300))) }
-			for step := range 3000 {
-				switch op := r.IntN(100); {
-				case op < 55:
-					o := store.SetOptions{}
-					if r.IntN(4) == 0 {
-						o.ExpireAt = now.Load() + int64(1+r.IntN(5000))
-					}
-					if _, err := sm.Set(key(), randomDoc(r), o); err != nil {
-						t.Fatal(err)
-					}
-				case op < 70:
-					sm.Delete(key())
-				case op < 78:
-					now.Add(int64(r.IntN(3000)))
-				case op < 80:
-					st.Sweep(t.Context())
-				case op < 82:
-					sm.EvictSince(int64(r.IntN(3)))
-				case op < 83:
-					sm.ClearIn([]int{r.IntN(7)}, r.IntN(2) == 0)
-				case op < 84:
-					if err := st.DropPartition(r.IntN(7)); err != nil {
-						t.Fatal(err)
-					}
-				case op < 87:
-					if _, err := m.Add("m", testPaths[r.IntN(len(testPaths))], false); err != nil && step < 0 {
-						t.Fatal(err)
-					}
-				case op < 88:
-					if _, err := m.Remove("m", testPaths[r.IntN(len(testPaths))]); err != nil {
-						t.Fatal(err)
-					}
-				case op < 92:
-					sm.Mutate(key(), func(cur store.Entry, exists bool) (store.Mutation, error) {
-						return store.Mutation{Action: store.Put, Value: randomDoc(r)}, nil
-					})
-				default:
-					c, err := Parse(testCriteria[r.IntN(len(testCriteria))])
-					if err != nil {
-						t.Fatal(err)
-					}
-					if r.IntN(3) == 0 {
-						n, _ := m.Evict(sm, c, nil)
-						if left := scanMatch(st, "m", c); len(left) != 0 {
-							t.Fatalf("step %d: evict %s removed %d and left %v", step, c, n, left)
-						}
-						break
-					}
-					waitReady(t, m, "m")
-					got, plan := queryKeys(m, st, "m", c)
-					if want := scanMatch(st, "m", c); !slices.Equal(got, want) {
-						t.Fatalf("step %d: %s (index %q) = %v, scan = %v", step, c, plan.Index, got, want)
-					}
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomChanges(t, seed, 3000) })
+	}
+}
+
+// FuzzIndexExact is the property test with the fuzzer choosing the seed
+// (go test -fuzz FuzzIndexExact ./internal/query/).
+func FuzzIndexExact(f *testing.F) {
+	f.Add(uint64(7), uint16(500))
+	f.Fuzz(func(t *testing.T, seed uint64, steps uint16) {
+		randomChanges(t, seed, int(steps%2000))
+	})
+}
+
+// randomChanges runs steps random changes, queries and index changes
+// from seed, checking the indexes against full scans along the way.
+func randomChanges(t *testing.T, seed uint64, steps int) {
+	r := rand.New(rand.NewPCG(seed, 42))
+	st, m, now := testStore(t, 7, Options{AutoThreshold: -1})
+	sm := st.Map("m")
+	key := func() []byte { return []byte(fmt.Sprint("k", r.IntN(300))) }
+	for step := range steps {
+		switch op := r.IntN(100); {
+		case op < 55:
+			o := store.SetOptions{}
+			if r.IntN(4) == 0 {
+				o.ExpireAt = now.Load() + int64(1+r.IntN(5000))
+			}
+			if _, err := sm.Set(key(), randomDoc(r), o); err != nil {
+				t.Fatal(err)
+			}
+		case op < 70:
+			sm.Delete(key())
+		case op < 78:
+			now.Add(int64(r.IntN(3000)))
+		case op < 80:
+			st.Sweep(t.Context())
+		case op < 82:
+			sm.EvictSince(int64(r.IntN(3)))
+		case op < 83:
+			sm.ClearIn([]int{r.IntN(7)}, r.IntN(2) == 0)
+		case op < 84:
+			if err := st.DropPartition(r.IntN(7)); err != nil {
+				t.Fatal(err)
+			}
+		case op < 87:
+			if _, err := m.Add("m", testPaths[r.IntN(len(testPaths))], false); err != nil && step < 0 {
+				t.Fatal(err)
+			}
+		case op < 88:
+			if _, err := m.Remove("m", testPaths[r.IntN(len(testPaths))]); err != nil {
+				t.Fatal(err)
+			}
+		case op < 92:
+			sm.Mutate(key(), func(cur store.Entry, exists bool) (store.Mutation, error) {
+				return store.Mutation{Action: store.Put, Value: randomDoc(r)}, nil
+			})
+		default:
+			c, err := Parse(testCriteria[r.IntN(len(testCriteria))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.IntN(3) == 0 {
+				n, _ := m.Evict(sm, c, nil)
+				if left := scanMatch(st, "m", c); len(left) != 0 {
+					t.Fatalf("step %d: evict %s removed %d and left %v", step, c, n, left)
 				}
-				if step%50 == 0 {
-					waitReady(t, m, "m")
-					checkExact(t, st, m, "m", fmt.Sprint("step ", step))
-				}
+				break
 			}
 			waitReady(t, m, "m")
-			checkExact(t, st, m, "m", "end")
-		})
+			got, plan := queryKeys(m, st, "m", c)
+			if want := scanMatch(st, "m", c); !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s (index %q) = %v, scan = %v", step, c, plan.Index, got, want)
+			}
+		}
+		if step%50 == 0 {
+			waitReady(t, m, "m")
+			checkExact(t, st, m, "m", fmt.Sprint("step ", step))
+		}
 	}
+	waitReady(t, m, "m")
+	checkExact(t, st, m, "m", "end")
 }
 
 // TestIndexBuildRacesWrites builds indexes while writers change the map
