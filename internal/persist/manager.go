@@ -64,12 +64,12 @@ type Manager struct {
 	st  *store.Store
 	log *slog.Logger
 
-	mu     sync.Mutex                        // guards creation in maps, settings, stores
-	maps   atomic.Pointer[map[string]*State] // copy on write: read lock-free by the observer
-	config map[string]Settings               // explicit per-map settings
-	stores map[string]backing.Store          // open stores by URL
-	any    atomic.Bool                       // some map may use a store: the observer has work
-	def    Settings                          // settings of maps never configured
+	mu     sync.Mutex                          // guards creation in maps, settings, stores
+	maps   atomic.Pointer[map[string]*State]   // copy on write: read lock-free by the observer
+	config atomic.Pointer[map[string]Settings] // explicit per-map settings, copy on write under mu
+	stores map[string]backing.Store            // open stores by URL
+	any    atomic.Bool                         // some map may use a store: the observer has work
+	def    Settings                            // settings of maps never configured
 
 	primaryFrom []atomic.Int64 // per partition: Unix ms since this node leads it, 0 if it does not
 
@@ -125,10 +125,11 @@ func New(o Options) (*Manager, error) {
 			return nil, fmt.Errorf("default store settings: %w", err)
 		}
 	}
-	m := &Manager{o: o, st: o.Store, log: o.Logger, config: map[string]Settings{}, stores: map[string]backing.Store{},
+	m := &Manager{o: o, st: o.Store, log: o.Logger, stores: map[string]backing.Store{},
 		def: def, primaryFrom: make([]atomic.Int64, o.Store.Partitions()), loading: map[string]*load{},
 		neg: map[string]int64{}, sem: make(chan struct{}, o.Workers), stop: make(chan struct{}), done: make(chan struct{})}
 	m.maps.Store(&map[string]*State{})
+	m.config.Store(&map[string]Settings{})
 	m.any.Store(def.Mode != ModeNone)
 	if o.IsPrimary == nil {
 		for p := range m.primaryFrom {
@@ -214,13 +215,11 @@ func (m *Manager) state(name string) *State {
 }
 
 // settingsOf returns the settings map name runs with.
+// It takes no lock: the embedded API asks it on every call to a map that
+// has not used a store yet.
 func (m *Manager) settingsOf(name string) Settings {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s, ok := m.config[name]; ok {
-		return s
-	}
-	return m.def
+	s, _ := m.Settings(name)
+	return s
 }
 
 // Configure sets map name's settings (a cluster applies them on every
@@ -234,7 +233,13 @@ func (m *Manager) Configure(name string, s Settings) error {
 		return err
 	}
 	m.mu.Lock()
-	m.config[name] = s
+	cur := *m.config.Load()
+	next := make(map[string]Settings, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[name] = s
+	m.config.Store(&next)
 	if s.Mode != ModeNone {
 		m.any.Store(true)
 	}
@@ -278,9 +283,7 @@ func (m *Manager) Probe(s Settings) error {
 // Settings returns map name's settings and whether they were set
 // explicitly (otherwise they are the node's defaults).
 func (m *Manager) Settings(name string) (Settings, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.config[name]
+	s, ok := (*m.config.Load())[name]
 	if !ok {
 		s = m.def
 	}
