@@ -30,6 +30,43 @@ func (a *api) queryRoutes() {
 	a.handle("GET /v1/maps/{map}/indexes", a.listIndexes)
 	a.handle("PUT /v1/maps/{map}/indexes/{path}", a.startIndexing)
 	a.handle("DELETE /v1/maps/{map}/indexes/{path}", a.stopIndexing)
+	a.handle("GET /v1/index_auto", a.indexAuto)
+	a.handle("PUT /v1/index_auto", a.indexAuto)
+}
+
+// indexAuto reads (GET) or sets (PUT ?threshold=N|off) this node's
+// automatic indexing threshold (INDEX AUTO).
+func (a *api) indexAuto(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "threshold")
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodPut {
+		if !q.Has("threshold") {
+			return badRequest("threshold is required: a positive number of queries, or off")
+		}
+		t := q.Get("threshold")
+		if t != "off" {
+			n, err := intParam(q, "threshold", 0, 1, 1<<30)
+			if err != nil {
+				return err
+			}
+			t = strconv.FormatInt(n, 10)
+		}
+		if _, err := a.qcall(r, "0", ExecOptions{}, []byte("INDEX"), []byte("AUTO"), []byte(t)); err != nil {
+			return err
+		}
+	} else if q.Has("threshold") {
+		return badRequest("threshold is set with PUT")
+	}
+	v, err := a.qcall(r, "0", ExecOptions{}, []byte("INDEX"), []byte("AUTO"))
+	if err != nil {
+		return err
+	}
+	if v.Kind != ':' {
+		return unexpected([]byte("INDEX"), v)
+	}
+	return writeJSON(w, map[string]any{"threshold": v.Int, "enabled": v.Int > 0})
 }
 
 // qcall runs one query command on the request's map (or on none) and

@@ -104,6 +104,19 @@ func TestQueryRoutes(t *testing.T) {
 		t.Fatalf("indexed values_match = %v", keys)
 	}
 
+	// Automatic indexing threshold (per node).
+	if got := e.do("GET", "/v1/index_auto", nil).want(t, http.StatusOK).json(t); got["threshold"] != -1.0 || got["enabled"] != false {
+		t.Fatalf("index_auto = %v", got)
+	}
+	if got := e.do("PUT", "/v1/index_auto?threshold=7", nil).want(t, http.StatusOK).json(t); got["threshold"] != 7.0 || got["enabled"] != true {
+		t.Fatalf("index_auto after PUT 7 = %v", got)
+	}
+	e.do("PUT", "/v1/index_auto?threshold=0", nil).wantError(t, http.StatusBadRequest, "bad_request")
+	e.do("PUT", "/v1/index_auto", nil).wantError(t, http.StatusBadRequest, "bad_request")
+	if got := e.do("PUT", "/v1/index_auto?threshold=off", nil).want(t, http.StatusOK).json(t); got["threshold"] != -1.0 {
+		t.Fatalf("index_auto after PUT off = %v", got)
+	}
+
 	// Evictions.
 	if got := e.do("POST", "/v1/maps/bed/evict_match"+crit+"&seq=7", nil).want(t, http.StatusOK).json(t); got["evicted"] != 2.0 {
 		t.Fatalf("evict_match = %v", got)
