@@ -286,7 +286,9 @@ func resultKey(r gjson.Result) string {
 	case gjson.Number:
 		return numberKey(r.Raw)
 	case gjson.String:
-		return "s" + r.Str
+		// Invalid UTF-8 reads as U+FFFD, as encoding/json decodes it: the
+		// canonical form must survive printing as JSON and parsing again.
+		return "s" + strings.ToValidUTF8(r.Str, "\uFFFD")
 	}
 	return "o"
 }
