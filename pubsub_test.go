@@ -133,3 +133,26 @@ func TestGoPubSubSlowSubscriber(t *testing.T) {
 	for range s.Events() {
 	}
 }
+
+func TestSubscriptionEndsWithNode(t *testing.T) {
+	n, err := engram.Open(engram.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := n.NewSubscription(nil)
+	if err := s.Subscribe(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	select {
+	case _, ok := <-s.Events():
+		if ok {
+			t.Fatal("an event after Close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription did not end when its node closed")
+	}
+	if !errors.Is(s.Err(), engram.ErrClosed) {
+		t.Fatalf("Err after the node closed: %v, want ErrClosed", s.Err())
+	}
+}

@@ -260,6 +260,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 				errs = append(errs, fmt.Errorf("cannot close HTTP server: %w", err))
 			}
 		}
+		// Subscribers of every kind (Go API subscriptions too) end with
+		// the node: their owners see Done.
+		n.hub.CloseAll()
 		n.closePersist(ctx, graceful)
 		if graceful && n.cluster != nil {
 			n.cluster.close(true)
