@@ -138,3 +138,16 @@ func TestFill(t *testing.T) {
 type observerFunc func(ev *Event)
 
 func (f observerFunc) OnEvent(ev *Event) { f(ev) }
+
+// TestObservedWriteAllocatesNothing: every node has observers (pub/sub,
+// indexes, the backing store), so the event of a write must not cost an
+// allocation (the shard's event is reused).
+func TestObservedWriteAllocatesNothing(t *testing.T) {
+	st, _ := newTestStore(t, Options{Observer: Observers(observerFunc(func(*Event) {}), observerFunc(func(*Event) {}))})
+	m, _ := st.OpenMap("m")
+	key, val := []byte("key"), make([]byte, 100)
+	m.Set(key, val, SetOptions{})
+	if n := testing.AllocsPerRun(1000, func() { m.Set(key, val, SetOptions{}) }); n != 0 {
+		t.Fatalf("an observed overwrite allocates %v times", n)
+	}
+}

@@ -375,7 +375,7 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 			sh.live += int64(size - oldLive)
 			m.s.acct.used.Add(int64(size - oldLive))
 			sh.nttl += btoi(expire != 0) - btoi(hadTTL)
-			m.s.emitWrite(m, key, val, expire, int64(created)*1000, how == putLoad)
+			m.s.emitWrite(sh, m, key, val, expire, int64(created)*1000, how == putLoad)
 			return m.afterWrite(key, val, now, how)
 		}
 	} else if mk := m.maxKeys.Load(); limit && mk > 0 && m.count.Load() >= mk {
@@ -407,7 +407,7 @@ func (m *Map) put(sh *shard, h32 uint32, key, val []byte, expire, now, createdMs
 	sh.live += int64(size)
 	m.s.acct.used.Add(int64(size))
 	sh.nttl += btoi(expire != 0)
-	m.s.emitWrite(m, key, val, expire, int64(created)*1000, how == putLoad)
+	m.s.emitWrite(sh, m, key, val, expire, int64(created)*1000, how == putLoad)
 	return m.afterWrite(key, val, now, how)
 }
 
@@ -426,7 +426,7 @@ func (m *Map) remove(sh *shard, h32, loc uint32, why Reason) {
 		sh.nttl--
 	}
 	if m.s.obs != nil {
-		m.s.emitDelete(m, sh.key(loc), why)
+		m.s.emitDelete(sh, m, sh.key(loc), why)
 	}
 	if why == ReasonDeleted {
 		m.afterDelete(sh.key(loc))

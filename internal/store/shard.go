@@ -76,6 +76,12 @@ type shard struct {
 	sweepOf int   // sweeper cursor: offset
 
 	acct *accounting
+
+	// ev is the event handed to observers for a change of this shard:
+	// changes are made with the shard locked, so one per shard suffices,
+	// and a write allocates nothing for its event (Observer: an event is
+	// valid only during the call).
+	ev Event
 }
 
 // accounting is the store-wide memory tally that shards update.

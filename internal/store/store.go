@@ -48,8 +48,8 @@ const (
 	EventDelete
 )
 
-// Event is one change to one key. Key and Value are valid only during the
-// Observer call: copy what you keep.
+// Event is one change to one key. The event, its Key and its Value are
+// valid only during the Observer call: copy what you keep.
 type Event struct {
 	Map   string
 	Key   []byte
@@ -368,14 +368,20 @@ func (s *Store) ResetStats() {
 	}
 }
 
-func (s *Store) emitWrite(m *Map, key, val []byte, expireAt, created int64, loaded bool) {
+// emitWrite and emitDelete run with sh locked (exclusively) and reuse its
+// event.
+func (s *Store) emitWrite(sh *shard, m *Map, key, val []byte, expireAt, created int64, loaded bool) {
 	if s.obs != nil {
-		s.obs.OnEvent(&Event{Map: m.name, Key: key, Value: val, Kind: EventWrite, ExpireAt: expireAt, Created: created, Loaded: loaded})
+		sh.ev = Event{Map: m.name, Key: key, Value: val, Kind: EventWrite, ExpireAt: expireAt, Created: created, Loaded: loaded}
+		s.obs.OnEvent(&sh.ev)
+		sh.ev = Event{} // keep no reference to the caller's bytes
 	}
 }
 
-func (s *Store) emitDelete(m *Map, key []byte, why Reason) {
-	s.obs.OnEvent(&Event{Map: m.name, Key: key, Kind: EventDelete, Reason: why})
+func (s *Store) emitDelete(sh *shard, m *Map, key []byte, why Reason) {
+	sh.ev = Event{Map: m.name, Key: key, Kind: EventDelete, Reason: why}
+	s.obs.OnEvent(&sh.ev)
+	sh.ev = Event{}
 }
 
 // LFU counter layout in header.access: minutes (16 bits) << 8 | counter.
