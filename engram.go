@@ -88,7 +88,7 @@ type Config struct {
 	Store string
 	// StoreDefaults are the settings of maps that have none of their own,
 	// as "field=value" pairs: mode (write-behind, the default;
-	// write-through; read-through; none), delay, batch, max_dirty,
+	// write-through; read-through; none), delay, batch, max_dirty, max_dirty_bytes,
 	// negative_ttl.
 	StoreDefaults string
 

@@ -45,7 +45,8 @@ func (m *Map) SaveAll(ctx context.Context) (int, error) {
 // ConfigureStore changes the map's backing-store settings (cluster-wide in
 // a cluster), given as "field=value" pairs: mode=none|read-through|
 // write-through|write-behind, store=URL, delay=1s, batch=100,
-// max_dirty=1000000, negative_ttl=0. Fields not named keep their values.
+// max_dirty=1000000, max_dirty_bytes=268435456, negative_ttl=0. Fields not
+// named keep their values.
 func (m *Map) ConfigureStore(ctx context.Context, settings string) error {
 	if err := m.n.check(ctx); err != nil {
 		return err
@@ -72,7 +73,8 @@ func (e errBadSetting) Error() string {
 }
 
 // StoreSettings returns the map's backing-store settings as field/value
-// pairs (mode, store, delay, batch, max_dirty, negative_ttl, explicit).
+// pairs (mode, store, delay, batch, max_dirty, max_dirty_bytes, negative_ttl,
+// explicit).
 func (m *Map) StoreSettings(ctx context.Context) (map[string]string, error) {
 	if err := m.n.check(ctx); err != nil {
 		return nil, err

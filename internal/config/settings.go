@@ -187,7 +187,7 @@ func settings() []setting {
 		},
 		{
 			name: "store-defaults", arg: "SETTINGS",
-			usage: "backing-store settings of maps without their own (STORECONFIG): \"mode=write-behind|write-through|read-through|none delay=1s batch=100 max_dirty=1000000 negative_ttl=0\"",
+			usage: "backing-store settings of maps without their own (STORECONFIG): \"mode=write-behind|write-through|read-through|none delay=1s batch=100 max_dirty=1000000 max_dirty_bytes=268435456 negative_ttl=0\"",
 			set:   func(c *Config, v string) error { c.StoreDefaults = strings.TrimSpace(v); return nil },
 			text:  func(c Config) string { return c.StoreDefaults },
 		},

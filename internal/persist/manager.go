@@ -166,7 +166,8 @@ type State struct {
 	claimMu sync.Mutex
 	claimed map[string]chan struct{} // keys being written back now
 
-	pending atomic.Int64 // keys in the index (all partitions held)
+	pending      atomic.Int64 // keys in the index (all partitions held)
+	pendingBytes atomic.Int64 // their keys and shadow records
 
 	received, written, deleted, batches, failures atomic.Int64
 	loads, loadsFound, loadErrors, negHits        atomic.Int64
@@ -184,7 +185,7 @@ type storeRef struct {
 type partQueue struct {
 	mu  sync.Mutex
 	q   []dirtyRef
-	set map[string]struct{}
+	set map[string]int64 // pending keys -> bytes (key + shadow record)
 }
 
 type dirtyRef struct {
@@ -428,7 +429,7 @@ func (m *Manager) OnEvent(ev *store.Event) {
 			if m.leads(p) {
 				ms.received.Add(1)
 			}
-			ms.index(p, string(ev.Key), rec.Since)
+			ms.index(p, string(ev.Key), rec.Since, int64(len(ev.Key)+len(ev.Value)))
 		} else {
 			ms.unindex(p, string(ev.Key))
 		}
@@ -464,6 +465,9 @@ func (m *Manager) OnDropPartition(p int) {
 		q := &ms.queues[p]
 		q.mu.Lock()
 		ms.pending.Add(-int64(len(q.set)))
+		for _, size := range q.set {
+			ms.pendingBytes.Add(-size)
+		}
 		q.set, q.q = nil, nil
 		q.mu.Unlock()
 	}
@@ -476,26 +480,32 @@ func loadKey(mapName string, key []byte) string {
 	return string(append(b, key...))
 }
 
-func (ms *State) index(p int, key string, since int64) {
+// index records that key of partition p has a pending change of size
+// bytes (its key and shadow record), dirty since since.
+func (ms *State) index(p int, key string, since, size int64) {
 	q := &ms.queues[p]
 	q.mu.Lock()
 	if q.set == nil {
-		q.set = map[string]struct{}{}
+		q.set = map[string]int64{}
 	}
-	if _, ok := q.set[key]; !ok {
-		q.set[key] = struct{}{}
+	if old, ok := q.set[key]; ok {
+		ms.pendingBytes.Add(size - old)
+	} else {
 		q.q = append(q.q, dirtyRef{key: key, since: since})
 		ms.pending.Add(1)
+		ms.pendingBytes.Add(size)
 	}
+	q.set[key] = size
 	q.mu.Unlock()
 }
 
 func (ms *State) unindex(p int, key string) {
 	q := &ms.queues[p]
 	q.mu.Lock()
-	if _, ok := q.set[key]; ok {
+	if size, ok := q.set[key]; ok {
 		delete(q.set, key)
 		ms.pending.Add(-1)
+		ms.pendingBytes.Add(-size)
 	}
 	q.mu.Unlock()
 }
@@ -895,7 +905,7 @@ func (m *Manager) rescan() {
 			if !ok {
 				continue
 			}
-			ms.index(m.st.PartitionOf(kv.Key), string(kv.Key), rec.Since)
+			ms.index(m.st.PartitionOf(kv.Key), string(kv.Key), rec.Since, int64(len(kv.Key)+len(kv.Value)))
 		}
 	}
 }

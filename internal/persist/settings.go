@@ -61,6 +61,9 @@ type Settings struct {
 	// MaxDirty bounds the changes waiting on one node for this map;
 	// writes beyond it are refused until the store catches up.
 	MaxDirty int64
+	// MaxDirtyBytes bounds the memory those changes hold (their keys and
+	// values, which stay in memory twice until written back).
+	MaxDirtyBytes int64
 	// NegativeTTL is how long "not in the store" is remembered after a
 	// read-through miss (0: every miss asks the store).
 	NegativeTTL time.Duration
@@ -71,8 +74,10 @@ const (
 	DefaultDelay    = time.Second
 	DefaultBatch    = 100
 	DefaultMaxDirty = 1_000_000
-	maxBatch        = 10_000
-	maxDelay        = 24 * time.Hour
+	// DefaultMaxDirtyBytes is 256 MiB per map and node.
+	DefaultMaxDirtyBytes = 256 << 20
+	maxBatch             = 10_000
+	maxDelay             = 24 * time.Hour
 )
 
 // WithDefaults fills the zero fields.
@@ -85,6 +90,9 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.MaxDirty == 0 {
 		s.MaxDirty = DefaultMaxDirty
+	}
+	if s.MaxDirtyBytes == 0 {
+		s.MaxDirtyBytes = DefaultMaxDirtyBytes
 	}
 	return s
 }
@@ -100,6 +108,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("batch %d out of range [1, %d]", s.Batch, maxBatch)
 	case s.MaxDirty < 0:
 		return errors.New("max_dirty must not be negative")
+	case s.MaxDirtyBytes < 0:
+		return errors.New("max_dirty_bytes must not be negative")
 	case s.NegativeTTL < 0 || s.NegativeTTL > maxDelay:
 		return fmt.Errorf("negative_ttl %v out of range [0, %v]", s.NegativeTTL, maxDelay)
 	}
@@ -118,7 +128,7 @@ func (s Settings) String() string {
 		fmt.Fprintf(&b, " delay=%s", s.Delay)
 	}
 	if s.Mode.Writes() {
-		fmt.Fprintf(&b, " batch=%d max_dirty=%d", s.Batch, s.MaxDirty)
+		fmt.Fprintf(&b, " batch=%d max_dirty=%d max_dirty_bytes=%d", s.Batch, s.MaxDirty, s.MaxDirtyBytes)
 	}
 	fmt.Fprintf(&b, " negative_ttl=%s", s.NegativeTTL)
 	if s.Store != "" {
@@ -136,7 +146,7 @@ func (s Settings) Fields(redact func(string) string) []string {
 	}
 	return []string{"mode", s.Mode.String(), "store", url, "delay", s.Delay.String(),
 		"batch", strconv.Itoa(s.Batch), "max_dirty", strconv.FormatInt(s.MaxDirty, 10),
-		"negative_ttl", s.NegativeTTL.String()}
+		"max_dirty_bytes", strconv.FormatInt(s.MaxDirtyBytes, 10), "negative_ttl", s.NegativeTTL.String()}
 }
 
 // ParseSettings reads "field=value field=value ..." (the form String
@@ -154,7 +164,8 @@ func ParseSettings(base Settings, spec string) (Settings, error) {
 }
 
 // ApplyFields sets the fields named in pairs (field, value, field, value,
-// ...) on top of base: mode, store, delay, batch, max_dirty, negative_ttl.
+// ...) on top of base: mode, store, delay, batch, max_dirty,
+// max_dirty_bytes, negative_ttl.
 // Durations take Go syntax (500ms, 2s) or plain milliseconds.
 func ApplyFields(base Settings, pairs []string) (Settings, error) {
 	if len(pairs)%2 != 0 {
@@ -181,10 +192,15 @@ func ApplyFields(base Settings, pairs []string) (Settings, error) {
 			if err == nil && s.MaxDirty < 1 {
 				err = errors.New("must be at least 1")
 			}
+		case "max_dirty_bytes", "maxdirtybytes":
+			s.MaxDirtyBytes, err = strconv.ParseInt(v, 10, 64)
+			if err == nil && s.MaxDirtyBytes < 1 {
+				err = errors.New("must be at least 1")
+			}
 		case "negative_ttl", "negativettl":
 			s.NegativeTTL, err = parseDuration(v)
 		default:
-			return base, fmt.Errorf("unknown store setting %q: want mode, store, delay, batch, max_dirty or negative_ttl", trunc(k))
+			return base, fmt.Errorf("unknown store setting %q: want mode, store, delay, batch, max_dirty, max_dirty_bytes or negative_ttl", trunc(k))
 		}
 		if err != nil {
 			return base, fmt.Errorf("store setting %s: %v", k, err)

@@ -9,8 +9,9 @@ type MapStats struct {
 	Active   bool // the map has used its store on this node
 	// Pending is the number of changes waiting to be written back, in the
 	// partitions this node leads; OldestMs the age of the oldest (ms).
-	Pending  int64
-	OldestMs int64
+	Pending      int64
+	PendingBytes int64 // their keys and values (all partitions held here)
+	OldestMs     int64
 	// Received counts changes recorded here (as primary); Written and
 	// Deleted the keys written and deleted in the store; Received /
 	// (Written + Deleted) is the write coalescing factor.
@@ -36,7 +37,7 @@ func (m *Manager) Stats() []MapStats {
 		st := MapStats{Map: name, Received: ms.received.Load(), Written: ms.written.Load(), Deleted: ms.deleted.Load(),
 			Batches: ms.batches.Load(), Failures: ms.failures.Load(), Consecutive: ms.consecutive.Load(),
 			Loads: ms.loads.Load(), LoadsFound: ms.loadsFound.Load(), LoadErrors: ms.loadErrors.Load(),
-			NegativeHits: ms.negHits.Load()}
+			NegativeHits: ms.negHits.Load(), PendingBytes: ms.pendingBytes.Load()}
 		if s := ms.set.Load(); s != nil {
 			st.Settings, st.Active = *s, true
 		} else {
@@ -76,6 +77,7 @@ func (m *Manager) Totals() MapStats {
 	var t MapStats
 	for _, s := range m.Stats() {
 		t.Pending += s.Pending
+		t.PendingBytes += s.PendingBytes
 		t.OldestMs = max(t.OldestMs, s.OldestMs)
 		t.Received += s.Received
 		t.Written += s.Written
@@ -101,6 +103,9 @@ func (ms *State) CheckDirty() error {
 	if n := ms.pending.Load(); n >= s.MaxDirty {
 		return &DirtyFullError{Map: ms.name, Pending: n, Max: s.MaxDirty}
 	}
+	if b := ms.pendingBytes.Load(); b >= s.MaxDirtyBytes {
+		return &DirtyFullError{Map: ms.name, Pending: b, Max: s.MaxDirtyBytes, Bytes: true}
+	}
 	return nil
 }
 
@@ -108,9 +113,13 @@ func (ms *State) CheckDirty() error {
 type DirtyFullError struct {
 	Map          string
 	Pending, Max int64
+	Bytes        bool // the bound is max_dirty_bytes
 }
 
 func (e *DirtyFullError) Error() string {
+	if e.Bytes {
+		return fmt.Sprintf("changes of map %q waiting for the store hold %d bytes (max_dirty_bytes %d): the store is not keeping up; retry later", e.Map, e.Pending, e.Max)
+	}
 	return fmt.Sprintf("too many changes of map %q waiting for the store (%d, max_dirty %d): the store is not keeping up; retry later", e.Map, e.Pending, e.Max)
 }
 

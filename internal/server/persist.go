@@ -290,7 +290,7 @@ func cmdStoreStatus(c *conn, a [][]byte) {
 	c.array(len(list))
 	for _, st := range list {
 		f := []string{"map", st.Map, "mode", st.Settings.Mode.String(), "active", strconv.FormatBool(st.Active),
-			"pending", i64(st.Pending), "oldest_ms", i64(st.OldestMs), "received", i64(st.Received),
+			"pending", i64(st.Pending), "pending_bytes", i64(st.PendingBytes), "oldest_ms", i64(st.OldestMs), "received", i64(st.Received),
 			"written", i64(st.Written), "deleted", i64(st.Deleted), "batches", i64(st.Batches),
 			"failures", i64(st.Failures), "consecutive_failures", strconv.Itoa(int(st.Consecutive)),
 			"last_error", st.LastError, "loads", i64(st.Loads), "loads_found", i64(st.LoadsFound),
