@@ -84,13 +84,15 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		AutoThreshold: autoIndex, Logger: log.With("component", "query")})
 	observers = append(observers, n.queries)
 	st, err := store.New(store.Options{
-		Observer:      store.Observers(observers...),
-		Partitions:    cfg.Partitions,
-		MaxMemory:     cfg.MaxMemory,
-		Policy:        policy,
-		MaxKeyLen:     cfg.MaxKeyLen,
-		MaxValueLen:   cfg.MaxValueLen,
-		MaxKeysPerMap: cfg.MaxKeysPerMap,
+		Observer: store.Observers(observers...),
+		// Indexes hold memory for the keyspace: it counts against the bound.
+		ExternalMemory: n.queries.MemoryBytes,
+		Partitions:     cfg.Partitions,
+		MaxMemory:      cfg.MaxMemory,
+		Policy:         policy,
+		MaxKeyLen:      cfg.MaxKeyLen,
+		MaxValueLen:    cfg.MaxValueLen,
+		MaxKeysPerMap:  cfg.MaxKeysPerMap,
 	})
 	if err != nil {
 		return nil, err

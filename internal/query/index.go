@@ -49,6 +49,29 @@ type ipart struct {
 	tomb   map[string]struct{}
 	bytes  int64  // estimate of the memory the entries hold
 	gen    uint64 // incremented when the partition is dropped
+	// counted is the part of bytes added to the node's total (Manager
+	// memory); dead: the index was removed, its bytes left the total.
+	counted int64
+	dead    bool
+}
+
+// account brings the node's index memory total up to date with this
+// partition's estimate (pt.mu held).
+func (pt *ipart) account(total *atomic.Int64) {
+	if pt.dead || pt.bytes == pt.counted {
+		return
+	}
+	total.Add(pt.bytes - pt.counted)
+	pt.counted = pt.bytes
+}
+
+// release takes this partition's bytes out of the total for good: its
+// index was removed (pt.mu held).
+func (pt *ipart) release(total *atomic.Int64) {
+	if !pt.dead {
+		total.Add(-pt.counted)
+		pt.counted, pt.dead = 0, true
+	}
 }
 
 // entry is what byKey holds for a key: its value's canonical key (the

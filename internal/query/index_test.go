@@ -428,3 +428,67 @@ func TestIndexTotalBound(t *testing.T) {
 		t.Fatalf("index past the node's bound: %v", err)
 	}
 }
+
+// TestIndexMemoryAccounted: the node's index memory total follows the
+// indexes (up with entries, down with deletes, partition drops and
+// removal), and the store counts it against its memory bound.
+func TestIndexMemoryAccounted(t *testing.T) {
+	now := &atomic.Int64{}
+	now.Store(1_700_000_000_000)
+	m := New(Options{Partitions: 7, AutoThreshold: -1})
+	st, err := store.New(store.Options{Partitions: 7, Clock: now.Load, Observer: m, SweepInterval: time.Hour,
+		ExternalMemory: m.MemoryBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Attach(st); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); st.Close() })
+	mp, _ := st.OpenMap("m")
+	for i := range 500 {
+		mp.Set([]byte(fmt.Sprint("k", i)), []byte(fmt.Sprintf(`{"a":%d,"b":"x%d"}`, i%50, i)), store.SetOptions{})
+	}
+	if m.MemoryBytes() != 0 {
+		t.Fatalf("%d bytes with no index", m.MemoryBytes())
+	}
+	m.Add("m", "a", false)
+	m.Add("m", "b", false)
+	waitReady(t, m, "m")
+	full := m.MemoryBytes()
+	var sum int64
+	for _, in := range m.List("m", false) {
+		sum += in.Bytes
+	}
+	if full <= 0 || full != sum {
+		t.Fatalf("total %d, indexes say %d", full, sum)
+	}
+	if got := st.Stats(); got.ExternalMemory != full || got.UsedMemory < full {
+		t.Fatalf("store stats %+v, index memory %d", got, full)
+	}
+	for i := range 250 {
+		mp.Delete([]byte(fmt.Sprint("k", i)))
+	}
+	half := m.MemoryBytes()
+	if half <= 0 || half >= full {
+		t.Fatalf("after deleting half the keys: %d (was %d)", half, full)
+	}
+	st.DropPartition(0)
+	afterDrop := m.MemoryBytes()
+	if afterDrop > half {
+		t.Fatalf("after a partition drop: %d (was %d)", afterDrop, half)
+	}
+	m.Remove("m", "a")
+	m.Remove("m", "b")
+	if got := m.MemoryBytes(); got != 0 {
+		t.Fatalf("%d bytes after every index was removed", got)
+	}
+	// The bound counts index memory: with it set just above the records
+	// alone, a new index makes writes of new keys fail (noeviction).
+	m.Add("m", "b", false)
+	waitReady(t, m, "m")
+	st.SetMaxMemory(st.Stats().UsedMemory - m.MemoryBytes() + 1)
+	if _, err := mp.Set([]byte("new"), []byte(`{"b":"y"}`), store.SetOptions{}); !errorsIs(err, store.ErrOOM) {
+		t.Fatalf("a write over the bound once indexes count: %v, want ErrOOM", err)
+	}
+}

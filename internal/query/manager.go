@@ -69,6 +69,10 @@ type Manager struct {
 	log  *slog.Logger
 	st   atomic.Pointer[store.Store]
 
+	// mem is the estimated memory of every index on this node: the store
+	// counts it against its memory bound (MemoryBytes).
+	mem atomic.Int64
+
 	mu   sync.Mutex                          // serialises definition changes
 	defs atomic.Pointer[map[string][]*index] // map name -> its indexes; replaced, never changed
 
@@ -162,6 +166,7 @@ func (m *Manager) OnEvent(ev *store.Event) {
 			pt := &ix.parts[p]
 			pt.mu.Lock()
 			pt.del(ev.Key)
+			pt.account(&m.mem)
 			pt.mu.Unlock()
 		}
 		return
@@ -176,6 +181,7 @@ func (m *Manager) OnEvent(ev *store.Event) {
 		pt := &ix.parts[p]
 		pt.mu.Lock()
 		pt.set(ev.Key, vk, ok)
+		pt.account(&m.mem)
 		pt.mu.Unlock()
 	}
 }
@@ -192,6 +198,7 @@ func (m *Manager) OnDropPartition(p int) {
 			pt.mu.Lock()
 			pt.reset()
 			pt.gen++
+			pt.account(&m.mem)
 			pt.mu.Unlock()
 		}
 	}
@@ -280,6 +287,12 @@ func (m *Manager) Remove(mapName, path string) (bool, error) {
 	}
 	ix := cur[mapName][i]
 	ix.stopped.Store(true)
+	for p := range ix.parts {
+		pt := &ix.parts[p]
+		pt.mu.Lock()
+		pt.release(&m.mem)
+		pt.mu.Unlock()
+	}
 	next := make(map[string][]*index, len(cur))
 	for k, v := range cur {
 		next[k] = v
@@ -294,6 +307,10 @@ func (m *Manager) Remove(mapName, path string) (bool, error) {
 	m.log.Info("index removed", "map", mapName, "path", canon)
 	return true, nil
 }
+
+// MemoryBytes returns the estimated memory of every index on this node
+// (the store counts it against its memory bound).
+func (m *Manager) MemoryBytes() int64 { return m.mem.Load() }
 
 // Defs returns the index definitions of mapName, in creation order.
 func (m *Manager) Defs(mapName string) []Def {
@@ -465,6 +482,7 @@ func (m *Manager) build(st *store.Store, ix *index) {
 				pt.add(kv.key, kv.vk)
 			}
 			pt.filled, pt.tomb = true, nil
+			pt.account(&m.mem)
 			pt.mu.Unlock()
 			ix.keys.Add(int64(len(pairs)))
 			break

@@ -90,6 +90,11 @@ type Options struct {
 	Clock func() int64
 	// Observer receives write and delete events; nil means none.
 	Observer Observer
+	// ExternalMemory, when set, returns bytes held on behalf of the
+	// keyspace outside the store (JSON query indexes): they count against
+	// MaxMemory and in Stats.UsedMemory. It is called on every write when
+	// MaxMemory is set: it must be an atomic load.
+	ExternalMemory func() int64
 }
 
 // Largest key the record format can hold.

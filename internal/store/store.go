@@ -326,6 +326,9 @@ type Stats struct {
 	Misses      int64
 	Expired     int64 // items removed because they expired
 	Evicted     int64 // items removed for the memory bound (or evict-since)
+	// ExternalMemory is the part of UsedMemory held outside the store for
+	// the keyspace (JSON query indexes).
+	ExternalMemory int64
 	// DirtyErrors counts explicit deletes of tracked maps whose change
 	// record could not be written (storage exhausted): they may not reach
 	// the backing store.
@@ -336,7 +339,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the counters.
 func (s *Store) Stats() Stats {
-	st := Stats{UsedMemory: s.acct.used.Load(), ArenaMemory: s.acct.arena.Load(), MaxMemory: s.MaxMemory(),
+	st := Stats{UsedMemory: s.used(), ExternalMemory: s.externalMemory(), ArenaMemory: s.acct.arena.Load(), MaxMemory: s.MaxMemory(),
 		Policy: s.Policy(), Misses: s.misses.Load(), Expired: s.expired.Load(), Evicted: s.evicted.Load(), DirtyErrors: s.dirtyErrors.Load(),
 		Started: s.start, Uptime: time.Since(s.start)}
 	l := *s.list.Load()
@@ -438,7 +441,24 @@ func lfuTouch(a uint32, now int64) uint32 {
 // overLimit reports whether adding need bytes would pass the memory bound.
 func (s *Store) overLimit(need int64) bool {
 	max := s.maxMemory.Load()
-	return max > 0 && s.acct.used.Load()+need > max
+	return max > 0 && s.used()+need > max
+}
+
+func (s *Store) externalMemory() int64 {
+	if s.opts.ExternalMemory == nil {
+		return 0
+	}
+	return s.opts.ExternalMemory()
+}
+
+// used is the memory counted against the bound: records and index
+// estimate, plus what others hold for the keyspace (ExternalMemory).
+func (s *Store) used() int64 {
+	u := s.acct.used.Load()
+	if s.opts.ExternalMemory != nil {
+		u += s.opts.ExternalMemory()
+	}
+	return u
 }
 
 // makeRoom evicts until need more bytes fit under the memory bound, or
@@ -459,7 +479,7 @@ func (s *Store) makeRoom(need int64) error {
 }
 
 func (s *Store) oom() error {
-	return fmt.Errorf("%w (used %d bytes, max %d, policy %s)", ErrOOM, s.acct.used.Load(), s.maxMemory.Load(), s.Policy())
+	return fmt.Errorf("%w (used %d bytes, max %d, policy %s)", ErrOOM, s.used(), s.maxMemory.Load(), s.Policy())
 }
 
 // evictOne samples keys and evicts the best candidate for the policy.
