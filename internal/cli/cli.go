@@ -61,7 +61,7 @@ type command struct {
 
 // commands lists the subcommands in the order 'engram help' shows them.
 var commands = []*command{
-	getCmd, setCmd, delCmd, keysCmd, ttlCmd, incrCmd, mapsCmd, infoCmd, pingCmd, clusterCmd,
+	getCmd, setCmd, delCmd, keysCmd, ttlCmd, incrCmd, mapsCmd, infoCmd, pingCmd, clusterCmd, storeCmd,
 	exportCmd, importCmd, benchCmd,
 }
 

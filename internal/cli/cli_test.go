@@ -557,3 +557,25 @@ func TestClusterCommand(t *testing.T) {
 		t.Fatalf("cluster --json: %+v", js)
 	}
 }
+
+func TestStoreCommand(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.Store = "file://" + t.TempDir() + "?fsync=false"
+		c.StoreDefaults = "mode=write-behind delay=1h"
+	})
+	if out := cliRun(t, n, "", "store").ok(t); !strings.Contains(out, "no map uses a backing store") {
+		t.Fatalf("store before any write:\n%s", out)
+	}
+	cliRun(t, n, "", "set", "k", "v").ok(t)
+	out := cliRun(t, n, "", "store").ok(t)
+	if !strings.Contains(out, "MAP") || !strings.Contains(out, "write-behind") {
+		t.Fatalf("store after a write:\n%s", out)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(cliRun(t, n, "", "store", "0", "--json").ok(t)), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0]["pending"] != "1" || rows[0]["map"] != "0" {
+		t.Fatalf("store --json: %+v", rows)
+	}
+}
