@@ -132,6 +132,12 @@ func TestNodeBackingStoreOverRESP(t *testing.T) {
 		t.Fatalf("a refused STORECONFIG changed the settings: %q -> %q", cfg, cfg2)
 	}
 
+	// INFO has a store section with the totals.
+	if info, err := rdb.Info(ctx, "store").Result(); err != nil || !strings.Contains(info, "store_default:write-behind") ||
+		!strings.Contains(info, "store_keys_written:") {
+		t.Fatalf("INFO store: %q %v", info, err)
+	}
+
 	// Prometheus metrics of the store, per map.
 	code, body := httpGet(t, "http://"+n.HTTPAddr()+"/metrics", "")
 	for _, want := range []string{`engram_store_written_total{map="0"}`, `engram_store_pending_changes{map="wt"} 0`,

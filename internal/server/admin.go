@@ -501,6 +501,13 @@ func cmdInfo(c *conn, a [][]byte) {
 		}
 		b.WriteString("\r\n")
 	}
+	if want("store") && c.s.opts.Persist != nil {
+		// The backing store (docs/backing.md): totals over the maps, as
+		// STORESTATUS and the metrics show them per map.
+		t := c.s.opts.Persist.Totals()
+		fmt.Fprintf(&b, "# Store\r\nstore_default:%s\r\nstore_pending_changes:%d\r\nstore_pending_bytes:%d\r\nstore_oldest_pending_ms:%d\r\nstore_changes_received:%d\r\nstore_keys_written:%d\r\nstore_keys_deleted:%d\r\nstore_write_failures:%d\r\nstore_loads:%d\r\nstore_loads_found:%d\r\nstore_load_errors:%d\r\n\r\n",
+			c.s.opts.Persist.DefaultSettings().Mode, t.Pending, t.PendingBytes, t.OldestMs, t.Received, t.Written, t.Deleted, t.Failures, t.Loads, t.LoadsFound, t.LoadErrors)
+	}
 	if want("keyspace") {
 		b.WriteString("# Keyspace\r\n")
 		for _, name := range c.s.st.MapNames() {
