@@ -82,7 +82,7 @@ type fixture struct {
 // newFixture builds a standalone node's store and manager with one map
 // "m" in the given settings over an in-memory store. The write-back loop
 // is not started: tests drive it with step.
-func newFixture(t *testing.T, s Settings) *fixture {
+func newFixture(t testing.TB, s Settings) *fixture {
 	t.Helper()
 	f := &fixture{clk: &clock{}, mem: backing.NewMem()}
 	f.clk.ms.Store(1_700_000_000_000)
