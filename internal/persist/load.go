@@ -69,20 +69,8 @@ func (m *Manager) ensure(ctx context.Context, ms *State, mp *store.Map, key []by
 	if mp.Contains(key) {
 		return nil
 	}
-	// A pending change is newer than the store: a pending write restores
-	// a value evicted from memory, a pending delete means absent.
-	if d := ms.dirty.Load(); d != nil {
-		if b, ok := d.Get(nil, key); ok {
-			rec, ok := store.DecodeDirty(b)
-			if ok && rec.Op == store.DirtyWrite {
-				_, err := mp.Fill(key, rec.Value, 0, func() bool { return true })
-				return err
-			}
-			return nil
-		}
-	}
 	k := loadKey(mp.Name(), key)
-	if m.negativeHit(k) {
+	if !ms.hasPending(key) && m.negativeHit(k) {
 		ms.negHits.Add(1)
 		return nil
 	}
@@ -118,6 +106,19 @@ func (m *Manager) ensure(ctx context.Context, ms *State, mp *store.Map, key []by
 }
 
 func (m *Manager) loadOne(ctx context.Context, ms *State, mp *store.Map, key []byte, k string, l *load) error {
+	// A pending change is newer than the store: a pending write restores
+	// a value evicted from memory, a pending delete means absent. Read
+	// inside the load, so a change racing with it marks it stale (a
+	// delete is not undone by the restore).
+	if d := ms.dirty.Load(); d != nil {
+		if b, ok := d.Get(nil, key); ok {
+			if rec, ok := store.DecodeDirty(b); ok && rec.Op == store.DirtyWrite {
+				_, err := mp.Fill(key, rec.Value, 0, func() bool { return !l.stale.Load() })
+				return err
+			}
+			return nil
+		}
+	}
 	ref := ms.bs.Load()
 	if ref == nil {
 		return nil
@@ -144,6 +145,12 @@ func (m *Manager) loadOne(ctx context.Context, ms *State, mp *store.Map, key []b
 		return &LoadError{Err: err}
 	}
 	return err
+}
+
+// hasPending reports whether key has a change waiting for the store.
+func (ms *State) hasPending(key []byte) bool {
+	d := ms.dirty.Load()
+	return d != nil && d.Contains(key)
 }
 
 func (m *Manager) negativeHit(k string) bool {
