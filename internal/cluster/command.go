@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/engramdb/engram/internal/ring"
+	"github.com/engramdb/engram/internal/transport"
 )
 
 // Command is a client command routed through the cluster as its argument
@@ -201,7 +202,7 @@ func retry[T any](ctx context.Context, n *Node, try func(context.Context, *ring.
 		if err == nil {
 			return v, nil
 		}
-		if !IsRetryable(err) || !again(err, attempt) {
+		if !IsRetryable(err) || errors.Is(err, ErrWriteInDoubt) || !again(err, attempt) {
 			return zero, err
 		}
 		last = err
@@ -283,6 +284,12 @@ func (n *Node) callResp(ctx context.Context, to ring.NodeID, addr string, t *rin
 	n.forwarded.Add(1)
 	b, err := n.tr.Call(ctx, addr, KindData, AppendRequest(nil, r))
 	if err != nil {
+		if r.Op == OpCommand && r.Flags&FlagWrite != 0 && !errors.Is(err, transport.ErrNotSent) && ctx.Err() == nil {
+			// The owner may have run the write before the connection
+			// broke: sending it again (to it, or to the next primary,
+			// which may have its replicated effect) could run it twice.
+			return nil, fmt.Errorf("%w: %s (%s): %w", ErrWriteInDoubt, to, addr, err)
+		}
 		return nil, fmt.Errorf("%w: %s (%s): %w", ErrUnreachable, to, addr, err)
 	}
 	resp, err := DecodeResponse(b)

@@ -76,6 +76,10 @@ var (
 	// not every replica acknowledged it before the deadline (a replica is
 	// unreachable or slow, until the control plane fails it over).
 	ErrReplicaTimeout = retryable("replicas did not acknowledge the write in time (it was applied on the primary)")
+	// ErrWriteInDoubt: the connection to the primary broke after a write
+	// was sent: it may have been applied (and replicated), so it is not
+	// sent again; the client decides (TRYAGAIN, as for ErrReplicaTimeout).
+	ErrWriteInDoubt = retryable("the primary failed while running the write: it may have been applied")
 	// ErrTimeout: the request's context ended before any attempt could
 	// complete.
 	ErrTimeout = retryable("cluster request timed out")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -189,4 +191,109 @@ func TestClusterStoreGracefulLeave(t *testing.T) {
 			t.Fatalf("%s: store has %q %v %v, want %q", k, got, ok, err, v)
 		}
 	}
+}
+
+// TestClusterStoreSoak (ENGRAM_SOAK=1; ENGRAM_SOAK_ROUNDS, default 6):
+// under writers, round after round a random node dies (kill -9) or leaves
+// (SIGTERM) and a new one joins, while every change is written back to a
+// real S3-compatible server (delay 500 ms). At the end every acknowledged
+// write is in the store and the store equals the cache.
+func TestClusterStoreSoak(t *testing.T) {
+	if os.Getenv("ENGRAM_SOAK") == "" {
+		t.Skip("set ENGRAM_SOAK=1 to run the backing-store soak test (minutes)")
+	}
+	rounds := 6
+	if s := os.Getenv("ENGRAM_SOAK_ROUNDS"); s != "" {
+		var err error
+		if rounds, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("ENGRAM_SOAK_ROUNDS=%q: %v", s, err)
+		}
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	srv := s3test.New(t)
+	c := newCluster(t, "--partitions", "64", "--replicas", "2",
+		"--store", srv.URL("soak"), "--store-defaults", "mode=write-behind delay=500ms")
+	c.env = srv.Env()
+	for range 4 {
+		c.add()
+	}
+	c.waitSettled(4)
+	load := newLoad(c, func(n *cnode, k errKind) bool {
+		return k == errTryAgain || k == errDown || (k == errConn && n.gone.Load())
+	})
+	nodes := c.live()
+	const writers = 8
+	for w := range writers {
+		load.startWriter(w, fmt.Sprintf("ssoak:%d", w), 100, nodes[w%len(nodes)])
+	}
+	defer func() {
+		select {
+		case <-load.stop:
+		default:
+			load.halt()
+		}
+	}()
+	if !load.waitAcks(make([]int64, writers), 50) {
+		t.Fatalf("writers did not start: %v; errors: %s", load.ackCounts(), &load.errs)
+	}
+	for r := range rounds {
+		live := c.live()
+		victim := live[rng.IntN(len(live))]
+		how := "kill -9"
+		if rng.IntN(2) == 0 {
+			victim.kill()
+		} else {
+			how = "SIGTERM"
+			victim.stop()
+		}
+		if _, err := c.trySettle(len(live) - 1); err != nil {
+			t.Fatalf("round %d, after %s of %s: %v", r, how, victim.name, err)
+		}
+		n := c.add()
+		if _, err := c.trySettle(len(live)); err != nil {
+			t.Fatalf("round %d, after %s joined: %v", r, n.name, err)
+		}
+		load.addTarget(n)
+		base := load.ackCounts()
+		if !load.waitAcks(base, 20) {
+			t.Fatalf("round %d: writes did not continue: %v (before %v)", r, load.ackCounts(), base)
+		}
+		t.Logf("round %d: %s of %s, %s joined; pending changes now %d", r, how, victim.name, n.name, c.pendingChanges())
+	}
+	load.halt()
+	waitFor(t, 2*time.Minute, "no change pending", func() bool { return c.pendingChanges() == 0 })
+	st := srv.Open(t, "soak")
+	load.led.mu.Lock()
+	keys := slices.Sorted(maps.Keys(load.led.keys))
+	load.led.mu.Unlock()
+	got := map[string]string{}
+	for _, k := range keys {
+		v, ok, err := st.Load(context.Background(), "0", []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			got[k] = string(v)
+		}
+	}
+	lost, odd := load.led.check(got)
+	if len(lost)+len(odd) > 0 {
+		t.Errorf("the store lost %d of %d acknowledged writes (%d odd); e.g. %q %q", len(lost), load.led.ackedKeys(), len(odd),
+			lost[:min(5, len(lost))], odd[:min(5, len(odd))])
+	}
+	mem, err := getAll(c.live()[0].rdb, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for _, k := range keys {
+		if mem[k] != got[k] {
+			if differ++; differ <= 5 {
+				t.Errorf("%s: cache %q, store %q", k, mem[k], got[k])
+			}
+		}
+	}
+	t.Logf("store checked after %d rounds: %d keys, %d acknowledged, %d lost, %d differ from the cache", rounds, len(keys), load.led.ackedKeys(), len(lost), differ)
 }

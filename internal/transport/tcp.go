@@ -173,13 +173,13 @@ func (t *TCP) Call(ctx context.Context, addr string, kind uint8, req []byte) ([]
 	}
 	c, err := t.conn(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, notSent(err)
 	}
 	cl := t.calls.Get().(*call)
 	id := c.nextID.Add(1)
 	if err := c.register(id, cl); err != nil {
 		t.calls.Put(cl)
-		return nil, err
+		return nil, notSent(err)
 	}
 	if err := c.enqueue(ctx, true, header{typ: typeRequest, kind: kind, id: id}, req); err != nil {
 		if c.forget(id) {

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Handler serves one request from a peer and returns the response payload,
@@ -65,7 +66,16 @@ var (
 	// (or a TLS certificate was not trusted): a configuration error that
 	// retrying will not fix.
 	ErrAuth = errors.New("cluster authentication failed")
+	// ErrNotSent marks a Call that failed before its request left this
+	// node (no connection could be made, the transport is closed): the
+	// peer never ran it, so a write may be sent elsewhere without running
+	// twice. A Call error without it may come after the peer ran the
+	// request.
+	ErrNotSent = errors.New("request not sent")
 )
+
+// notSent marks err as ErrNotSent.
+func notSent(err error) error { return fmt.Errorf("%w: %w", ErrNotSent, err) }
 
 // RemoteError is an error returned by the peer's handler, carried back as
 // text: the peer's error values cannot cross the wire, so callers that need

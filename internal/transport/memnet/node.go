@@ -54,7 +54,7 @@ func (n *node) Call(ctx context.Context, addr string, kind uint8, req []byte) ([
 	w.mu.Lock()
 	if n.dead {
 		w.mu.Unlock()
-		return nil, fmt.Errorf("call from %s: %w", n.addr, transport.ErrClosed)
+		return nil, fmt.Errorf("call from %s: %w: %w", n.addr, transport.ErrNotSent, transport.ErrClosed)
 	}
 	if len(req) > w.maxFrame {
 		limit := w.maxFrame
@@ -64,7 +64,7 @@ func (n *node) Call(ctx context.Context, addr string, kind uint8, req []byte) ([
 	callee, err := w.route(n.addr, addr)
 	if err != nil {
 		w.mu.Unlock()
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", transport.ErrNotSent, err)
 	}
 	p := &pending{from: n.addr, to: addr, caller: n, callee: callee, ch: make(chan result, 1)}
 	w.inflight[p] = true
