@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,6 +193,10 @@ func (n *Node) Start() error {
 		}
 	}
 	n.persist.Start()
+	if n.cluster != nil && strings.HasPrefix(n.cfg.Store, "file:") {
+		n.log.Warn("a cluster member writes back to a file:// store: partitions move between nodes, so the directory must be on a filesystem every node shares (docs/backing.md)",
+			"store", storeSummary(n.cfg.Store))
+	}
 	n.log.Info("engram node ready", "version", Version, "resp", n.RESPAddr(), "http", n.HTTPAddr(),
 		"max_memory", n.cfg.MaxMemory, "policy", n.cfg.MaxMemoryPolicy, "auth", n.cfg.Password != "",
 		"store", storeSummary(n.cfg.Store))
