@@ -194,7 +194,7 @@ func (n *Node) Start() error {
 	}
 	n.persist.Start()
 	if n.cluster != nil && strings.HasPrefix(n.cfg.Store, "file:") {
-		n.log.Warn("a cluster member writes back to a file:// store: partitions move between nodes, so the directory must be on a filesystem every node shares (docs/backing.md)",
+		n.log.Warn("a cluster member with a file:// store: partitions move between nodes, so keys written back here are not where the next owner reads them; use an S3 store in a cluster (docs/backing.md)",
 			"store", storeSummary(n.cfg.Store))
 	}
 	n.log.Info("engram node ready", "version", Version, "resp", n.RESPAddr(), "http", n.HTTPAddr(),
