@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -346,5 +348,55 @@ func TestClusterPipelineMatchesSingleNode(t *testing.T) {
 	}
 	if b := c.nodes[2].Stats().Batches; b == 0 {
 		t.Error("no pipeline was forwarded as a batch")
+	}
+}
+
+// A write forwarded to its primary runs there, then the primary dies
+// before answering: the node that forwarded it must not send it again
+// (to the same node after a restart, or to a new primary that has the
+// replicated effect): an INCR would count twice. The client is told the
+// outcome is unknown.
+func TestClusterWriteInDoubtIsNotResent(t *testing.T) {
+	c := startCluster(t, "")
+	ctx := context.Background()
+	key := "ctr"
+	tbl := c.nodes[0].Table()
+	p := tbl.PartitionOf([]byte(key))
+	primary := tbl.Owners[p][0]
+	var via *testServer
+	for i, id := range c.ids {
+		if !slices.Contains(tbl.Owners[p], id) {
+			via = c.servers[i]
+		}
+	}
+	if via == nil {
+		t.Fatal("every node owns the key's partition")
+	}
+	var once sync.Once
+	c.network.SetResponseFilter(func(from, to string, kind uint8, payload []byte) bool {
+		if from != c.addrs[primary] || kind != cluster.KindData {
+			return true
+		}
+		killed := false
+		once.Do(func() {
+			killed = true
+			go c.network.Kill(from) // the answer is lost with the node
+		})
+		return !killed
+	})
+	reply := string(via.srv.Do(ctx, "0", [][]byte{[]byte("INCR"), []byte(key)}, false, cluster.AckAll, false))
+	if !strings.HasPrefix(reply, "-TRYAGAIN") || !strings.Contains(reply, "may have been applied") {
+		t.Fatalf("INCR whose primary died after running it: %q, want a TRYAGAIN saying it may have been applied", reply)
+	}
+	var ran int64
+	for i, id := range c.ids {
+		if id == primary {
+			if v, ok := c.servers[i].st.Map("0").Get(nil, []byte(key)); ok {
+				ran, _ = strconv.ParseInt(string(v), 10, 64)
+			}
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("the primary's counter is %d, want 1 (the INCR ran once)", ran)
 	}
 }
