@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engramdb/engram/internal/backing"
 	"github.com/engramdb/engram/internal/backing/s3test"
 )
 
@@ -65,20 +66,7 @@ func TestClusterStoreKillPrimary(t *testing.T) {
 	load := newLoad(c, func(n *cnode, k errKind) bool {
 		return k == errTryAgain || k == errDown || (k == errConn && n == victim && n.gone.Load())
 	})
-	const writers = 6
-	for w := range writers {
-		load.startWriter(w, fmt.Sprintf("st:%d", w), 50, nodes[w%len(nodes)])
-	}
-	defer func() {
-		select {
-		case <-load.stop:
-		default:
-			load.halt()
-		}
-	}()
-	if !load.waitAcks(make([]int64, writers), 100) {
-		t.Fatalf("writers did not get 100 acknowledged writes each: %v; errors: %s", load.ackCounts(), &load.errs)
-	}
+	startWriters(t, load, nodes, 6, "st", 50, 100)
 	pending := c.pendingChanges()
 	if pending <= 0 {
 		t.Fatalf("no change pending before the kill (%d): the test would prove nothing", pending)
@@ -101,40 +89,8 @@ func TestClusterStoreKillPrimary(t *testing.T) {
 	t.Logf("all changes written back %v after the load stopped (%v after the kill)",
 		time.Since(start).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 
-	st := srv.Open(t, "kill")
-	got := map[string]string{}
-	load.led.mu.Lock()
-	keys := slices.Sorted(maps.Keys(load.led.keys))
-	load.led.mu.Unlock()
-	for _, k := range keys {
-		v, ok, err := st.Load(context.Background(), "0", []byte(k))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			got[k] = string(v)
-		}
-	}
-	lost, odd := load.led.check(got)
-	if len(lost)+len(odd) > 0 {
-		t.Errorf("the store lost %d of %d acknowledged writes (%d odd values); e.g. %q %q",
-			len(lost), load.led.ackedKeys(), len(odd), lost[:min(5, len(lost))], odd[:min(5, len(odd))])
-	}
-	// The store equals the cache.
-	mem, err := getAll(c.live()[0].rdb, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	differ := 0
-	for _, k := range keys {
-		if mem[k] != got[k] {
-			differ++
-			if differ <= 5 {
-				t.Errorf("%s: cache %q, store %q", k, mem[k], got[k])
-			}
-		}
-	}
-	t.Logf("store checked: %d keys, %d acknowledged, %d differ from the cache", len(keys), load.led.ackedKeys(), differ)
+	lost, differ, keys := checkStore(t, c, load, srv.Open(t, "kill"))
+	t.Logf("store checked: %d keys, %d acknowledged, %d lost, %d differ from the cache", keys, load.led.ackedKeys(), lost, differ)
 	if n := load.bad.count(errOther) + load.bad.count(errTimeout) + load.bad.count(errConn); n > 0 {
 		t.Errorf("errors other than TRYAGAIN/CLUSTERDOWN: %s", &load.bad)
 	}
@@ -224,20 +180,7 @@ func TestClusterStoreSoak(t *testing.T) {
 		return k == errTryAgain || k == errDown || (k == errConn && n.gone.Load())
 	})
 	nodes := c.live()
-	const writers = 8
-	for w := range writers {
-		load.startWriter(w, fmt.Sprintf("ssoak:%d", w), 100, nodes[w%len(nodes)])
-	}
-	defer func() {
-		select {
-		case <-load.stop:
-		default:
-			load.halt()
-		}
-	}()
-	if !load.waitAcks(make([]int64, writers), 50) {
-		t.Fatalf("writers did not start: %v; errors: %s", load.ackCounts(), &load.errs)
-	}
+	startWriters(t, load, nodes, 8, "ssoak", 100, 50)
 	for r := range rounds {
 		live := c.live()
 		victim := live[rng.IntN(len(live))]
@@ -264,7 +207,36 @@ func TestClusterStoreSoak(t *testing.T) {
 	}
 	load.halt()
 	waitFor(t, 2*time.Minute, "no change pending", func() bool { return c.pendingChanges() == 0 })
-	st := srv.Open(t, "soak")
+	lost, differ, keys := checkStore(t, c, load, srv.Open(t, "soak"))
+	t.Logf("store checked after %d rounds: %d keys, %d acknowledged, %d lost, %d differ from the cache", rounds, keys, load.led.ackedKeys(), lost, differ)
+}
+
+// startWriters starts n writers of prefix:w keys (nkeys each) spread over
+// nodes, halts them when the test ends, and waits for acks acknowledged
+// writes of each.
+func startWriters(t *testing.T, load *loadRun, nodes []*cnode, n int, prefix string, nkeys int, acks int64) {
+	t.Helper()
+	for w := range n {
+		load.startWriter(w, fmt.Sprintf("%s:%d", prefix, w), nkeys, nodes[w%len(nodes)])
+	}
+	t.Cleanup(func() {
+		select {
+		case <-load.stop:
+		default:
+			load.halt()
+		}
+	})
+	if !load.waitAcks(make([]int64, n), acks) {
+		t.Fatalf("writers did not get %d acknowledged writes each: %v; errors: %s", acks, load.ackCounts(), &load.errs)
+	}
+}
+
+// checkStore compares the store with the load's ledger (every
+// acknowledged write must be there) and with the cache (they must be
+// equal once nothing is pending). It returns the lost and differing
+// counts and the number of keys checked.
+func checkStore(t *testing.T, c *tcluster, load *loadRun, st *backing.S3) (lost, differ, nkeys int) {
+	t.Helper()
 	load.led.mu.Lock()
 	keys := slices.Sorted(maps.Keys(load.led.keys))
 	load.led.mu.Unlock()
@@ -278,16 +250,15 @@ func TestClusterStoreSoak(t *testing.T) {
 			got[k] = string(v)
 		}
 	}
-	lost, odd := load.led.check(got)
-	if len(lost)+len(odd) > 0 {
-		t.Errorf("the store lost %d of %d acknowledged writes (%d odd); e.g. %q %q", len(lost), load.led.ackedKeys(), len(odd),
-			lost[:min(5, len(lost))], odd[:min(5, len(odd))])
+	lostList, odd := load.led.check(got)
+	if len(lostList)+len(odd) > 0 {
+		t.Errorf("the store lost %d of %d acknowledged writes (%d odd values); e.g. %q %q",
+			len(lostList), load.led.ackedKeys(), len(odd), lostList[:min(5, len(lostList))], odd[:min(5, len(odd))])
 	}
 	mem, err := getAll(c.live()[0].rdb, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	differ := 0
 	for _, k := range keys {
 		if mem[k] != got[k] {
 			if differ++; differ <= 5 {
@@ -295,5 +266,5 @@ func TestClusterStoreSoak(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("store checked after %d rounds: %d keys, %d acknowledged, %d lost, %d differ from the cache", rounds, len(keys), load.led.ackedKeys(), len(lost), differ)
+	return len(lostList), differ, len(keys)
 }
