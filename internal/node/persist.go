@@ -26,9 +26,9 @@ func (o *persistObserver) OnEvent(ev *store.Event) {
 
 // OnDropPartition hands partition drops to the manager
 // (store.PartitionDropper).
-func (o *persistObserver) OnDropPartition(p int) {
+func (o *persistObserver) OnDropPartition(mapName string, p int) {
 	if m := o.m.Load(); m != nil {
-		m.OnDropPartition(p)
+		m.OnDropPartition(mapName, p)
 	}
 }
 

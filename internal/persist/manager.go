@@ -457,11 +457,15 @@ func (m *Manager) OnEvent(ev *store.Event) {
 	}
 }
 
-// OnDropPartition implements store.PartitionDropper: the partition's
-// shadow records left this node with its data (DropPartition sends no
-// events), so its index entries go too.
-func (m *Manager) OnDropPartition(p int) {
-	for _, ms := range *m.maps.Load() {
+// OnDropPartition implements store.PartitionDropper: a shadow map's
+// records of partition p left this node with its data (DropPartition
+// sends no events), so their index entries go too.
+func (m *Manager) OnDropPartition(mapName string, p int) {
+	name, ok := store.DirtyMapOf(mapName)
+	if !ok {
+		return
+	}
+	if ms := (*m.maps.Load())[name]; ms != nil {
 		q := &ms.queues[p]
 		q.mu.Lock()
 		ms.pending.Add(-int64(len(q.set)))

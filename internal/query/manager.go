@@ -186,21 +186,20 @@ func (m *Manager) OnEvent(ev *store.Event) {
 	}
 }
 
-// OnDropPartition drops partition p from every index: the store dropped
-// it without events (store.PartitionDropper).
-func (m *Manager) OnDropPartition(p int) {
+// OnDropPartition drops partition p from the indexes of mapName: the
+// store dropped it without events (store.PartitionDropper; called with
+// the map's partition locked, so no change races with it).
+func (m *Manager) OnDropPartition(mapName string, p int) {
 	if p < 0 || p >= m.opts.Partitions {
 		return
 	}
-	for _, list := range *m.defs.Load() {
-		for _, ix := range list {
-			pt := &ix.parts[p]
-			pt.mu.Lock()
-			pt.reset()
-			pt.gen++
-			pt.account(&m.mem)
-			pt.mu.Unlock()
-		}
+	for _, ix := range (*m.defs.Load())[mapName] {
+		pt := &ix.parts[p]
+		pt.mu.Lock()
+		pt.reset()
+		pt.gen++
+		pt.account(&m.mem)
+		pt.mu.Unlock()
 	}
 }
 

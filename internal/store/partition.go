@@ -107,16 +107,19 @@ func (s *Store) DropPartition(p int) error {
 	if p < 0 || p >= s.opts.Partitions {
 		return fmt.Errorf("cannot drop partition %d: there are %d partitions", p, s.opts.Partitions)
 	}
+	d, _ := s.obs.(PartitionDropper)
 	for _, m := range *s.list.Load() {
 		if sh := m.parts[p].Load(); sh != nil {
 			sh.mu.Lock()
 			m.count.Add(-int64(sh.count))
 			sh.reset()
+			if d != nil {
+				// Under the lock: a write landing after the reset must not
+				// be dropped from the observer's state too.
+				d.OnDropPartition(m.name, p)
+			}
 			sh.mu.Unlock()
 		}
-	}
-	if d, ok := s.obs.(PartitionDropper); ok {
-		d.OnDropPartition(p)
 	}
 	return nil
 }

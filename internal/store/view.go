@@ -16,19 +16,23 @@ func (m *Map) ViewIn(p int, fn func(key, val []byte) bool) bool {
 }
 
 // PartitionDropper is implemented by observers that keep state per
-// partition (query indexes). DropPartition emits no events (the data is
-// not deleted, it lives on its new owner), so it calls OnDropPartition(p)
-// instead, once partition p is empty in every map, before it returns.
+// partition (query indexes, the backing store's pending-change index).
+// DropPartition emits no events (the data is not deleted, it lives on its
+// new owner), so it calls OnDropPartition(mapName, p) instead, for each
+// map that held data in partition p, right after emptying it and with
+// that map's partition still locked: no change of the partition can come
+// between the drop and the observer's (as for OnEvent, the observer must
+// not call back into the store).
 type PartitionDropper interface {
-	OnDropPartition(p int)
+	OnDropPartition(mapName string, p int)
 }
 
 // OnDropPartition hands the drop to every observer that implements
 // PartitionDropper.
-func (m multiObserver) OnDropPartition(p int) {
+func (m multiObserver) OnDropPartition(mapName string, p int) {
 	for _, o := range m {
 		if d, ok := o.(PartitionDropper); ok {
-			d.OnDropPartition(p)
+			d.OnDropPartition(mapName, p)
 		}
 	}
 }
