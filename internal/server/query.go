@@ -67,6 +67,17 @@ func (c *conn) criteria(b []byte) (*query.Criteria, bool) {
 	return cr, true
 }
 
+// queryOn is the preamble of the query commands: the node's index
+// manager and the parsed criteria b, or a reply saying why not.
+func (c *conn) queryOn(b []byte) (*query.Manager, *query.Criteria, bool) {
+	qm, ok := c.queries()
+	if !ok {
+		return nil, nil, false
+	}
+	cr, ok := c.criteria(b)
+	return qm, cr, ok
+}
+
 // kvReply appends a map reply of key/value pairs.
 func (c *conn) kvReply(kvs []store.KV) {
 	c.mapHeader(len(kvs))
@@ -87,11 +98,7 @@ func (c *conn) match(qm *query.Manager, cr *query.Criteria, parts []int, out []s
 
 // VALUESMATCH criteria [CURSOR cursor] [COUNT count]
 func cmdValuesMatch(c *conn, a [][]byte) {
-	qm, ok := c.queries()
-	if !ok {
-		return
-	}
-	cr, ok := c.criteria(a[1])
+	qm, cr, ok := c.queryOn(a[1])
 	if !ok {
 		return
 	}
@@ -284,11 +291,7 @@ func (c *conn) noteQuery(qm *query.Manager, cr *query.Criteria) {
 
 // EVICTMATCH criteria: remove the selected map's items that match.
 func cmdEvictMatch(c *conn, a [][]byte) {
-	qm, ok := c.queries()
-	if !ok {
-		return
-	}
-	cr, ok := c.criteria(a[1])
+	qm, cr, ok := c.queryOn(a[1])
 	if !ok {
 		return
 	}
@@ -351,11 +354,7 @@ func (s *Server) clusterSeqAdvance(c *conn, name []byte, seq uint64) bool {
 
 // EVICTALLMATCH criteria: remove the matching items of every map.
 func cmdEvictAllMatch(c *conn, a [][]byte) {
-	qm, ok := c.queries()
-	if !ok {
-		return
-	}
-	cr, ok := c.criteria(a[1])
+	qm, cr, ok := c.queryOn(a[1])
 	if !ok {
 		return
 	}
