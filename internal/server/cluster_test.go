@@ -364,9 +364,10 @@ func TestClusterWriteInDoubtIsNotResent(t *testing.T) {
 	p := tbl.PartitionOf([]byte(key))
 	primary := tbl.Owners[p][0]
 	var via *testServer
+	var viaID ring.NodeID
 	for i, id := range c.ids {
 		if !slices.Contains(tbl.Owners[p], id) {
-			via = c.servers[i]
+			via, viaID = c.servers[i], id
 		}
 	}
 	if via == nil {
@@ -374,7 +375,12 @@ func TestClusterWriteInDoubtIsNotResent(t *testing.T) {
 	}
 	var once sync.Once
 	c.network.SetResponseFilter(func(from, to string, kind uint8, payload []byte) bool {
-		if from != c.addrs[primary] || kind != cluster.KindData {
+		if from != c.addrs[primary] || to != c.addrs[viaID] || kind != cluster.KindData {
+			return true
+		}
+		// Only the answer to the INCR (":1"): the primary also answers
+		// other nodes' replication as a replica of their partitions.
+		if r, err := cluster.DecodeResponse(payload); err != nil || string(r.Value) != ":1\r\n" {
 			return true
 		}
 		killed := false
