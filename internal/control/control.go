@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -88,8 +89,24 @@ type Control struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	trans raft.Transport
+	logs  raft.LogStore
 	log   *slog.Logger
 	mu    sync.Mutex // serialises membership changes made by this leader
+
+	// barrierTerm is the last term in which this node, as leader, saw
+	// every entry of earlier terms applied (ReadIndex).
+	barrierTerm atomic.Uint64
+	rmu         sync.Mutex
+	nextRound   *readRound // the ReadIndex round requests join; nil: none waiting
+	reading     bool       // a goroutine is running rounds
+}
+
+// readRound is one ReadIndex confirmation shared by the requests that
+// joined it before it started.
+type readRound struct {
+	done chan struct{}
+	idx  uint64
+	err  error
 }
 
 // New starts the node's Raft member.
@@ -130,11 +147,12 @@ func New(o Options) (*Control, error) {
 	f := newFSM(o.Partitions, o.Copies, o.OnChange)
 	// The cache's configuration is rebuilt from live members after a full
 	// restart, so Raft's log and snapshots live in memory.
-	r, err := raft.NewRaft(cfg, f, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	logs := raft.NewInmemStore()
+	r, err := raft.NewRaft(cfg, f, logs, raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start raft: %w", err)
 	}
-	c := &Control{opts: o, raft: r, fsm: f, trans: trans, log: o.Logger}
+	c := &Control{opts: o, raft: r, fsm: f, trans: trans, logs: logs, log: o.Logger}
 	if o.Bootstrap {
 		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: trans.LocalAddr()}}}).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -197,15 +215,101 @@ func (c *Control) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// LastContact returns when this node last heard from the leader (now for
-// the leader itself). The data plane uses it as a lease: a node that has
-// not heard from a leader for a while may be on the minority side of a
-// split and must stop accepting consistent writes.
-func (c *Control) LastContact() time.Time {
-	if c.IsLeader() {
-		return time.Now()
+// ReadIndex confirms, on the leader, that it still leads (a quorum
+// answers after the call began) and returns the log index of the last
+// command committed by then, once this node has applied it. A node that
+// has applied that index holds every partition table the cluster may
+// have acted on when the call began: that is what the data plane's lease
+// rests on (a heartbeat alone proves contact, not that the node's table
+// is current: a node rejoining after a split hears the leader before it
+// has caught up). Concurrent calls share one confirmation that starts
+// after they arrived. Leader only.
+func (c *Control) ReadIndex(timeout time.Duration) (uint64, error) {
+	c.rmu.Lock()
+	r := c.nextRound
+	if r == nil {
+		r = &readRound{done: make(chan struct{})}
+		c.nextRound = r
 	}
-	return c.raft.LastContact()
+	if !c.reading {
+		c.reading = true
+		go c.readRounds(timeout)
+	}
+	c.rmu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.idx, r.err
+	case <-t.C:
+		return 0, fmt.Errorf("control plane: no read index within %v", timeout)
+	}
+}
+
+// readRounds runs ReadIndex rounds while requests wait for one.
+func (c *Control) readRounds(timeout time.Duration) {
+	for {
+		c.rmu.Lock()
+		r := c.nextRound
+		c.nextRound = nil
+		if r == nil {
+			c.reading = false
+			c.rmu.Unlock()
+			return
+		}
+		c.rmu.Unlock()
+		r.idx, r.err = c.readIndex(timeout)
+		close(r.done)
+	}
+}
+
+func (c *Control) readIndex(timeout time.Duration) (uint64, error) {
+	if !c.IsLeader() {
+		return 0, c.notLeader()
+	}
+	// A new leader may not know yet that entries of earlier terms are
+	// committed (its commit index moves once an entry of its own term
+	// is): a barrier in this term settles it, and applies them here.
+	if term := c.raft.CurrentTerm(); c.barrierTerm.Load() != term {
+		if err := c.raft.Barrier(timeout).Error(); err != nil {
+			return 0, fmt.Errorf("control plane: cannot confirm the leader's state: %w", err)
+		}
+		c.barrierTerm.Store(term)
+	}
+	if err := c.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("control plane: cannot confirm leadership: %w", err)
+	}
+	idx := c.lastCommand(c.raft.CommitIndex())
+	if err := c.fsm.waitApplied(idx, timeout); err != nil {
+		return 0, err
+	}
+	return idx, nil
+}
+
+// lastCommand returns the index of the last command entry at or before
+// commit (no-op, barrier and configuration entries never reach the state
+// machine, so a node could not reach their indexes).
+func (c *Control) lastCommand(commit uint64) uint64 {
+	var l raft.Log
+	for i := commit; i > 0 && commit-i < 4096; i-- {
+		if err := c.logs.GetLog(i, &l); err != nil {
+			break // compacted into a snapshot: this node applied all of it
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return min(c.fsm.appliedIndex(), commit)
+}
+
+// Applied returns the index of the last command this node's state
+// machine applied (see ReadIndex).
+func (c *Control) Applied() uint64 { return c.fsm.appliedIndex() }
+
+// WaitApplied waits until this node's state machine has applied the
+// command at index idx (see ReadIndex), or timeout passes.
+func (c *Control) WaitApplied(idx uint64, timeout time.Duration) error {
+	return c.fsm.waitApplied(idx, timeout)
 }
 
 // State returns a copy of the current state.
@@ -433,14 +537,68 @@ type fsm struct {
 	onChange           func(State)
 	mu                 sync.Mutex
 	state              State
+	// applied is the index of the last command applied (or restored
+	// from a snapshot) and changes only under mu, after onChange
+	// returned; applyCh is closed and replaced whenever it moves.
+	applied uint64
+	applyCh chan struct{}
 }
 
 func newFSM(partitions, copies int, onChange func(State)) *fsm {
-	return &fsm{partitions: partitions, copies: copies, onChange: onChange,
+	return &fsm{partitions: partitions, copies: copies, onChange: onChange, applyCh: make(chan struct{}),
 		state: State{Members: map[string]Member{}, Maps: map[string]MapConfig{}}}
 }
 
+// setApplied records that the command at idx (and all before it) took
+// effect, the data plane's callback included.
+func (f *fsm) setApplied(idx uint64) {
+	f.mu.Lock()
+	if idx > f.applied {
+		f.applied = idx
+		close(f.applyCh)
+		f.applyCh = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// waitApplied waits until the command at idx has been applied.
+func (f *fsm) waitApplied(idx uint64, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		applied, ch := f.applied, f.applyCh
+		f.mu.Unlock()
+		if applied >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return fmt.Errorf("control plane: log entry %d not applied within %v (applied %d)", idx, timeout, applied)
+		}
+	}
+}
+
+// fsmSnapshot is the state with the index of the last command in it.
+type fsmSnapshot struct {
+	State
+	Applied uint64 `json:"applied_index,omitempty"`
+}
+
 func (f *fsm) Apply(l *raft.Log) any {
+	res := f.apply(l)
+	f.setApplied(l.Index)
+	return res
+}
+
+func (f *fsm) apply(l *raft.Log) any {
 	var cmd command
 	if err := json.Unmarshal(l.Data, &cmd); err != nil {
 		return fmt.Errorf("control: undecodable log entry %d: %w", l.Index, err)
@@ -498,7 +656,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b, err := json.Marshal(f.state)
+	b, err := json.Marshal(fsmSnapshot{State: f.state, Applied: f.applied})
 	if err != nil {
 		return nil, err
 	}
@@ -507,10 +665,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var st State
-	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+	var fs fsmSnapshot
+	if err := json.NewDecoder(rc).Decode(&fs); err != nil {
 		return fmt.Errorf("control: cannot restore snapshot: %w", err)
 	}
+	st := fs.State
 	st.normalize()
 	f.mu.Lock()
 	f.state = st
@@ -519,6 +678,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.onChange != nil {
 		f.onChange(snap)
 	}
+	f.setApplied(fs.Applied)
 	return nil
 }
 

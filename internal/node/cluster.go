@@ -36,6 +36,9 @@ type controlRequest struct {
 	// Apply (leader to every member) is a committed map configuration to
 	// apply at once, before Raft's own delivery reaches the node.
 	Apply map[string]control.MapConfig `json:"apply,omitempty"`
+	// ReadIndex asks the leader for the log index to apply before the
+	// asking node's lease may start (control.ReadIndex).
+	ReadIndex bool `json:"read_index,omitempty"`
 }
 
 // mapSetting changes one setting of a map's cluster configuration.
@@ -85,6 +88,12 @@ type clusterNode struct {
 
 	lease time.Duration
 	fast  bool
+	// leaseBase and leaseUntil (nanoseconds since leaseBase, on the
+	// monotonic clock) hold the lease renewLease last confirmed.
+	leaseBase  time.Time
+	leaseUntil atomic.Int64
+	leaseErr   atomic.Pointer[string] // why the last renewal failed
+	leaseKick  chan struct{}          // renew now (a table was installed)
 
 	mu        sync.Mutex
 	left      map[string]bool   // members that announced a graceful leave
@@ -194,15 +203,87 @@ func newClusterNode(n *Node) *clusterNode {
 		left: map[string]bool{}, mapVer: map[string]uint64{}, listeners: map[int]func(NodeEvent){}, kick: make(chan struct{}, 1),
 		stop: make(chan struct{})}
 	c.log = n.log.With("component", "cluster", "node", c.id)
-	// The lease: how long without hearing from the control plane's leader
-	// a node keeps serving consistent operations. Raft followers hear
-	// from the leader every heartbeat; a few missed heartbeats mean this
-	// node may be cut off from the majority.
+	// The lease: how long after a confirmation by the control plane's
+	// leader (renewLease) a node keeps serving consistent operations.
+	// Failure detection takes longer, and a planned move waits longer
+	// (HandoffWait), so the majority never acts on a table this node may
+	// still be serving from.
 	c.lease = 3 * time.Second
 	if fast {
 		c.lease = time.Second
 	}
+	c.leaseBase = time.Now()
+	c.leaseKick = make(chan struct{}, 1)
 	return c
+}
+
+// leaseLoop renews the lease several times per lease period, at once
+// when a table is installed (which may make this node primary of
+// partitions), and every 25 ms while it holds none (joining, or after a
+// split heals).
+func (c *clusterNode) leaseLoop() {
+	defer c.wg.Done()
+	every := c.lease / 5
+	for {
+		start := time.Now()
+		wait := every
+		if err := c.renewLease(); err != nil {
+			msg := err.Error()
+			if old := c.leaseErr.Swap(&msg); old == nil || *old != msg {
+				c.log.Debug("cannot renew the lease", "err", err)
+			}
+			if c.checkLease() != nil {
+				wait = 25 * time.Millisecond
+			}
+		} else {
+			c.leaseErr.Store(nil)
+		}
+		t := time.NewTimer(wait - time.Since(start))
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-c.leaseKick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// renewLease extends the lease to a lease period after the moment it
+// started asking, once the control plane's leader has confirmed it still
+// leads and this node has applied every partition table committed by
+// then (control.ReadIndex). Hearing from the leader is not enough: a node
+// back from the minority side of a split hears the leader's heartbeats
+// before it has applied the tables that moved its partitions away, and
+// would serve stale reads in between.
+func (c *clusterNode) renewLease() error {
+	start := time.Since(c.leaseBase)
+	var idx uint64
+	if c.ctl.IsLeader() {
+		var err error
+		if idx, err = c.ctl.ReadIndex(c.lease); err != nil {
+			return err
+		}
+	} else {
+		b, err := c.callLeader(controlRequest{ReadIndex: true}, c.lease)
+		if err != nil {
+			return err
+		}
+		if idx, err = strconv.ParseUint(string(b), 10, 64); err != nil {
+			return fmt.Errorf("bad read index from the leader: %q", b)
+		}
+	}
+	if err := c.ctl.WaitApplied(idx, c.lease); err != nil {
+		return err
+	}
+	until := int64(start) + int64(c.lease)
+	for {
+		old := c.leaseUntil.Load()
+		if until <= old || c.leaseUntil.CompareAndSwap(old, until) {
+			return nil
+		}
+	}
 }
 
 // checkLease is the data plane's lease (cluster.Config.Lease).
@@ -210,17 +291,20 @@ func (c *clusterNode) checkLease() error {
 	if c.ctl == nil {
 		return errors.New("control plane not started")
 	}
-	if c.ctl.IsLeader() {
+	until := c.leaseUntil.Load()
+	now := int64(time.Since(c.leaseBase))
+	if until == 0 {
+		return errors.New("this node has not been confirmed by the control plane's leader yet")
+	}
+	if now < until {
 		return nil
 	}
-	last := c.ctl.LastContact()
-	if last.IsZero() {
-		return errors.New("this node has not heard from the control plane's leader yet")
+	d := time.Duration(now - until + int64(c.lease))
+	why := ""
+	if e := c.leaseErr.Load(); e != nil {
+		why = ": " + *e
 	}
-	if d := time.Since(last); d > c.lease {
-		return fmt.Errorf("no contact with the control plane's leader for %v (lease %v)", d.Round(time.Millisecond), c.lease)
-	}
-	return nil
+	return fmt.Errorf("no confirmation by the control plane's leader for %v (lease %v)%s", d.Round(time.Millisecond), c.lease, why)
 }
 
 // compose builds the data plane (called by node.New, before the store's
@@ -252,6 +336,13 @@ func (c *clusterNode) handle(ctx context.Context, from string, kind uint8, req [
 		if cr.Apply != nil {
 			c.applyMaps(cr.Apply)
 			return nil, nil
+		}
+		if cr.ReadIndex {
+			idx, err := c.ctl.ReadIndex(c.lease)
+			if err != nil {
+				return nil, err
+			}
+			return strconv.AppendUint(nil, idx, 10), nil
 		}
 		n, err := c.ctl.MarkSynced(cr.Synced, 5*time.Second)
 		if err != nil {
@@ -321,9 +412,10 @@ func (c *clusterNode) start() error {
 	}
 	c.log.Info("cluster member started", "gossip", c.mem.Addr(), "data", tr.Addr(), "raft", c.ctl.Addr(),
 		"role", cfg.Role, "bootstrap", len(cfg.Join) == 0, "replicas", cfg.Replicas, "partitions", cfg.Partitions)
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.reconcileLoop()
 	go c.reportLoop()
+	go c.leaseLoop()
 	if len(cfg.Join) > 0 {
 		c.wg.Add(1)
 		go c.joinLoop(cfg.Join)
@@ -465,6 +557,10 @@ func (c *clusterNode) onChange(st control.State) {
 		return
 	}
 	c.applied.Store(st.Table.Epoch)
+	select {
+	case c.leaseKick <- struct{}{}:
+	default:
+	}
 	prim, repl := st.Table.Load()
 	c.log.Info("partition table installed", "epoch", st.Table.Epoch, "primaries", prim[ring.NodeID(c.id)],
 		"replicas", repl[ring.NodeID(c.id)], "members", len(st.DataMembers()), "migrations", st.Migrations())
@@ -515,19 +611,25 @@ func (c *clusterNode) sendReports(batch []control.SyncReport) error {
 
 // toLeader sends a control request to the control plane's leader.
 func (c *clusterNode) toLeader(cr controlRequest) error {
+	_, err := c.callLeader(cr, 5*time.Second)
+	return err
+}
+
+// callLeader sends a control request to the control plane's leader and
+// returns its answer.
+func (c *clusterNode) callLeader(cr controlRequest, timeout time.Duration) ([]byte, error) {
 	leader, _ := c.ctl.Leader()
 	if leader == "" {
-		return errors.New("no control-plane leader known")
+		return nil, errors.New("no control-plane leader known")
 	}
 	m, ok := c.ctl.State().Members[leader]
 	if !ok || m.DataAddr == "" {
-		return fmt.Errorf("no data address for leader %s", leader)
+		return nil, fmt.Errorf("no data address for leader %s", leader)
 	}
 	b, _ := json.Marshal(cr)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, err := c.tr.Call(ctx, m.DataAddr, KindControl, b)
-	return err
+	return c.tr.Call(ctx, m.DataAddr, KindControl, b)
 }
 
 // setMapConfig records a map setting cluster-wide (server MapConfig).
