@@ -91,6 +91,8 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 				if err := n.leaseOK(); err != nil {
 					return err
 				}
+				fn()
+				return n.readBarrier(ctx, p)
 			}
 		case c.Eventual && slices.Contains(t.Owners[p], n.id) && n.Readable(p):
 		default:
@@ -145,6 +147,32 @@ func (n *Node) LocalParts(ctx context.Context, parts []int, c *Command, fn func(
 		return err
 	}
 	fn()
+	for _, p := range parts {
+		if err := n.readBarrier(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBarrier returns once every complete replica of partition p has
+// acknowledged the writes a consistent read just ran on this primary may
+// have seen (replication.Log.WaitReadable), or ErrReadUnconfirmed: the
+// read's reply must then be discarded. Usually nothing is pending and it
+// returns at once.
+func (n *Node) readBarrier(ctx context.Context, p int) error {
+	lg := n.parts[p].log.Load()
+	if lg == nil {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
+		defer cancel()
+	}
+	if err := lg.WaitReadable(ctx); err != nil {
+		return fmt.Errorf("%w: partition %d: %v", ErrReadUnconfirmed, p, err)
+	}
 	return nil
 }
 

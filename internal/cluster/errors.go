@@ -80,6 +80,11 @@ var (
 	// was sent: it may have been applied (and replicated), so it is not
 	// sent again; the client decides (TRYAGAIN, as for ErrReplicaTimeout).
 	ErrWriteInDoubt = retryable("the primary failed while running the write: it may have been applied")
+	// ErrReadUnconfirmed: a consistent read on the primary found a
+	// value whose write some replica has not acknowledged yet (it may be
+	// cut off), and the replica did not acknowledge it in time: the
+	// value could still be lost in a failover, so it is not returned.
+	ErrReadUnconfirmed = retryable("the value read is not yet on every replica (a write to its partition is still unacknowledged)")
 	// ErrTimeout: the request's context ended before any attempt could
 	// complete.
 	ErrTimeout = retryable("cluster request timed out")

@@ -753,11 +753,22 @@ func (n *Node) serve(ctx context.Context, from string, r *Request) *Response {
 func (n *Node) exec(ctx context.Context, p int, r *Request, primary bool) *Response {
 	switch r.Op {
 	case OpGet:
+		consistent := primary && r.Flags&FlagConsistent != 0
+		if consistent {
+			if err := n.leaseOK(); err != nil {
+				return &Response{Status: StatusRetry, Code: CodeNoQuorum, Message: err.Error()}
+			}
+		}
 		m, ok := n.st.Lookup([]byte(r.Map))
 		if !ok {
 			return &Response{}
 		}
 		v, found := m.Get(nil, r.Key)
+		if consistent {
+			if err := n.readBarrier(ctx, p); err != nil {
+				return &Response{Status: StatusRetry, Message: err.Error()}
+			}
+		}
 		resp := &Response{Value: v}
 		if found {
 			resp.Flags |= FlagFound

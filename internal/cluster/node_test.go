@@ -406,6 +406,46 @@ func TestIsolatedReplica(t *testing.T) {
 	}
 }
 
+// TestNoDirtyReads: a write applied on the primary but not acknowledged by
+// its replica (cut off) must not be returned by a consistent read: the
+// replica may become primary without it, and a client would have seen a
+// value the cluster then forgets (TestClusterSplitLinearizable caught
+// this across an iptables split).
+func TestNoDirtyReads(t *testing.T) {
+	c := newTestCluster(t, testSeed(t), Options{AckTimeout: 200 * time.Millisecond})
+	k := []byte("dirty")
+	p, r, o := c.roles(k)
+	if err := c.nodes[o].Set(ctxFor(t, 10*time.Second), testMap, k, []byte("v1"), store.SetOptions{}, AckAll); err != nil {
+		t.Fatal(err)
+	}
+	c.net.Isolate(c.addrs[r])
+	err := c.nodes[p].Set(ctxFor(t, 300*time.Millisecond), testMap, k, []byte("v2"), store.SetOptions{}, AckAll)
+	if !errors.Is(err, ErrReplicaTimeout) {
+		t.Fatalf("AckAll set with the replica cut off: %v", err)
+	}
+	if v, _ := c.local(p, k); v != "v2" {
+		t.Fatalf("primary holds %q, want the unacknowledged v2", v)
+	}
+	for _, via := range []ring.NodeID{p, o} {
+		v, _, err := c.nodes[via].Get(ctxFor(t, 500*time.Millisecond), testMap, k, true)
+		if err == nil {
+			t.Fatalf("consistent get via %s returned %q: a value no replica acknowledged", via, v)
+		}
+		if !IsRetryable(err) {
+			t.Fatalf("consistent get via %s: %v, want a retryable error", via, err)
+		}
+	}
+	// Eventual reads may see it (they may be stale or ahead).
+	if v, _, err := c.nodes[p].Get(ctxFor(t, time.Second), testMap, k, false); err != nil || string(v) != "v2" {
+		t.Fatalf("eventual get on the primary: %q %v", v, err)
+	}
+	c.net.Heal()
+	eventually(t, "the consistent read after the heal", func() bool {
+		v, _, err := c.nodes[o].Get(ctxFor(t, time.Second), testMap, k, true)
+		return err == nil && string(v) == "v2"
+	})
+}
+
 func TestNoDeadlineNeverHangs(t *testing.T) {
 	c := newTestCluster(t, testSeed(t), Options{RequestTimeout: 200 * time.Millisecond, AckTimeout: 100 * time.Millisecond})
 	k := []byte("nodeadline")

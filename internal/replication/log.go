@@ -40,6 +40,10 @@ type follower struct {
 	// keep is the LSN the follower's current snapshot covers (Restart):
 	// the log keeps the entries after max(acked, keep) for it.
 	keep uint64
+	// filling: the follower has no complete copy yet (it was added and
+	// its snapshot has not been acknowledged). It cannot become primary,
+	// so reads do not wait for it (WaitReadable).
+	filling bool
 }
 
 // from returns the LSN after which the follower still needs entries.
@@ -150,7 +154,7 @@ func (l *Log) SetFollowers(followers []string, from uint64) {
 			keep[name] = f
 		} else {
 			a := min(from, l.next-1)
-			keep[name] = &follower{acked: a, keep: a}
+			keep[name] = &follower{acked: a, keep: a, filling: true}
 		}
 	}
 	l.fol = keep
@@ -195,6 +199,7 @@ func (l *Log) Restart(name string) (uint64, error) {
 		return 0, fmt.Errorf("%w: %s", ErrNoLongerFollower, name)
 	}
 	f.keep = l.next - 1
+	f.filling = true
 	l.trim()
 	l.broadcast()
 	return f.keep, nil
@@ -253,8 +258,11 @@ func (l *Log) Ack(name string, lsn uint64) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoLongerFollower, name)
 	}
-	if lsn > f.acked {
-		f.acked = min(lsn, l.next-1)
+	if lsn > f.acked || f.filling && lsn >= f.keep {
+		f.acked = max(f.acked, min(lsn, l.next-1))
+		if f.filling && f.acked >= f.keep {
+			f.filling = false // the snapshot (and what came before it) is applied
+		}
 		l.trim()
 		l.broadcast()
 	}
@@ -299,6 +307,41 @@ func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 		done := true
 		for _, f := range l.fol {
 			if f.acked < lsn {
+				done = false
+				break
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replicas did not acknowledge lsn %d in time: %w", lsn, ctx.Err())
+		}
+	}
+}
+
+// WaitReadable blocks until every follower holding a complete copy has
+// acknowledged the latest append, or ctx ends. A consistent read on the
+// primary calls it after reading: what it read is then on every copy that
+// could become primary, so no later failover can take back a value a
+// client has seen (a write applied here whose replication is cut off
+// would otherwise be read, then lost: a dirty read). Followers still
+// being filled are not waited for (they cannot be promoted), so reads do
+// not stall behind a snapshot.
+func (l *Log) WaitReadable(ctx context.Context) error {
+	lsn := uint64(0)
+	for first := true; ; first = false {
+		l.mu.Lock()
+		if first {
+			lsn = l.next - 1
+		}
+		done := true
+		for _, f := range l.fol {
+			if !f.filling && f.acked < lsn {
 				done = false
 				break
 			}

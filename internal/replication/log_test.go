@@ -242,3 +242,83 @@ func TestRemovalAfterAckIsHarmless(t *testing.T) {
 		t.Fatalf("wait for a write the retired follower lacked: %v", err)
 	}
 }
+
+// TestWaitReadable: a read waits for complete followers to acknowledge
+// the latest append, not for followers still being filled.
+func TestWaitReadable(t *testing.T) {
+	short := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 30*time.Millisecond)
+	}
+	l := New(1 << 20)
+	if err := l.WaitReadable(context.Background()); err != nil {
+		t.Fatalf("no followers: %v", err)
+	}
+	l.SetFollowers([]string{"a"}, l.Last())
+	l.Append(put("k"))
+	// a is new: being filled, it cannot be promoted, reads do not wait.
+	if err := l.WaitReadable(context.Background()); err != nil {
+		t.Fatalf("filling follower waited for: %v", err)
+	}
+	lsn0, err := l.Restart("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ack("a", lsn0); err != nil {
+		t.Fatal(err)
+	}
+	// a's copy is complete now: a read after an unacknowledged write waits.
+	l.Append(put("k"))
+	ctx, cancel := short()
+	err = l.WaitReadable(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("read returned a value no complete follower acknowledged")
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.WaitReadable(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the ack: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := l.Ack("a", l.Last()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A read waits for the latest append when it began.
+	l.Append(put("x"))
+	lsn := l.Last()
+	l.Append(put("y"))
+	if err := l.Ack("a", lsn); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = short()
+	defer cancel()
+	if err := l.WaitReadable(ctx); err == nil {
+		t.Fatal("read returned with the latest append unacknowledged")
+	}
+	// A snapshot restart (resync) makes the follower filling again.
+	if _, err := l.Restart("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitReadable(context.Background()); err != nil {
+		t.Fatalf("resyncing follower waited for: %v", err)
+	}
+	// New follower with nothing written since: its snapshot ack (at the
+	// LSN it already has) completes it.
+	l2 := New(1 << 20)
+	l2.Append(put("a"))
+	l2.SetFollowers([]string{"b"}, l2.Last())
+	lsn0, _ = l2.Restart("b")
+	if err := l2.Ack("b", lsn0); err != nil {
+		t.Fatal(err)
+	}
+	l2.Append(put("c"))
+	ctx2, cancel2 := short()
+	defer cancel2()
+	if err := l2.WaitReadable(ctx2); err == nil {
+		t.Fatal("a follower whose snapshot was acknowledged is still treated as filling")
+	}
+}

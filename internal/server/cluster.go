@@ -189,7 +189,12 @@ func oneLine(s string) string {
 func (s *Server) runPart(c *conn, cmd *command, p int, args [][]byte) {
 	mark := len(c.out)
 	cc := c.clusterCommand(cmd, args)
-	reply, err := s.cl.Run(c.ctx(), p, cc, func() { cmd.fn(c, args) })
+	// A consistent read may run here and then be refused (its value not
+	// yet on every replica) and retried: each run starts from mark.
+	reply, err := s.cl.Run(c.ctx(), p, cc, func() {
+		c.out = c.out[:mark]
+		cmd.fn(c, args)
+	})
 	if err != nil {
 		c.out = c.out[:mark]
 		c.clusterErr(err)
