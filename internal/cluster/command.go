@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/engramdb/engram/internal/replication"
 	"github.com/engramdb/engram/internal/ring"
 	"github.com/engramdb/engram/internal/transport"
 )
@@ -91,8 +92,12 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 				if err := n.leaseOK(); err != nil {
 					return err
 				}
+				lg, era, err := n.readEra(p)
+				if err != nil {
+					return err
+				}
 				fn()
-				return n.readBarrier(ctx, p)
+				return n.readBarrier(ctx, p, lg, era)
 			}
 		case c.Eventual && slices.Contains(t.Owners[p], n.id) && n.Readable(p):
 		default:
@@ -146,13 +151,38 @@ func (n *Node) LocalParts(ctx context.Context, parts []int, c *Command, fn func(
 	if err := n.leaseOK(); err != nil {
 		return err
 	}
+	logs := make([]*replication.Log, len(parts))
+	eras := make([]uint64, len(parts))
+	for i, p := range parts {
+		var err error
+		if logs[i], eras[i], err = n.readEra(p); err != nil {
+			return err
+		}
+	}
 	fn()
-	for _, p := range parts {
-		if err := n.readBarrier(ctx, p); err != nil {
+	for i, p := range parts {
+		if err := n.readBarrier(ctx, p, logs[i], eras[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readEra returns partition p's log and its era, for a consistent read
+// about to run on this node as primary (see readBarrier). It checks
+// again that this node leads p after taking the era: a node stops leading
+// before it retires the log, so a read either sees that or a later era.
+func (n *Node) readEra(p int) (*replication.Log, uint64, error) {
+	ps := &n.parts[p]
+	lg := ps.log.Load()
+	var era uint64
+	if lg != nil {
+		era = lg.Era()
+	}
+	if !ps.primary.Load() || ps.log.Load() != lg {
+		return nil, 0, fmt.Errorf("%w: %s is no longer the primary of partition %d", ErrNotOwner, n.id, p)
+	}
+	return lg, era, nil
 }
 
 // readBarrier returns once every complete replica of partition p has
@@ -160,8 +190,7 @@ func (n *Node) LocalParts(ctx context.Context, parts []int, c *Command, fn func(
 // have seen (replication.Log.WaitReadable), or ErrReadUnconfirmed: the
 // read's reply must then be discarded. Usually nothing is pending and it
 // returns at once.
-func (n *Node) readBarrier(ctx context.Context, p int) error {
-	lg := n.parts[p].log.Load()
+func (n *Node) readBarrier(ctx context.Context, p int, lg *replication.Log, era uint64) error {
 	if lg == nil {
 		return nil
 	}
@@ -170,7 +199,7 @@ func (n *Node) readBarrier(ctx context.Context, p int) error {
 		ctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
 		defer cancel()
 	}
-	if err := lg.WaitReadable(ctx); err != nil {
+	if err := lg.WaitReadable(ctx, era); err != nil {
 		return fmt.Errorf("%w: partition %d: %v", ErrReadUnconfirmed, p, err)
 	}
 	return nil

@@ -459,10 +459,16 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 			// sends it a snapshot first (see stream), and writes from
 			// now on wait for it.
 			lg.SetFollowers(fs, lg.Last())
-		} else if lg != nil {
-			lg.Retire()
+			ps.primary.Store(true)
+		} else {
+			// Stop leading before retiring the log: a consistent read
+			// then either sees it no longer leads or a changed era
+			// (readEra).
+			ps.primary.Store(false)
+			if lg != nil {
+				lg.Retire()
+			}
 		}
-		ps.primary.Store(primary)
 	}
 	for k, ch := range n.exiting {
 		select {
@@ -754,9 +760,15 @@ func (n *Node) exec(ctx context.Context, p int, r *Request, primary bool) *Respo
 	switch r.Op {
 	case OpGet:
 		consistent := primary && r.Flags&FlagConsistent != 0
+		var lg *replication.Log
+		var era uint64
 		if consistent {
 			if err := n.leaseOK(); err != nil {
 				return &Response{Status: StatusRetry, Code: CodeNoQuorum, Message: err.Error()}
+			}
+			var err error
+			if lg, era, err = n.readEra(p); err != nil {
+				return &Response{Status: StatusNotOwner, Message: err.Error()}
 			}
 		}
 		m, ok := n.st.Lookup([]byte(r.Map))
@@ -765,7 +777,7 @@ func (n *Node) exec(ctx context.Context, p int, r *Request, primary bool) *Respo
 		}
 		v, found := m.Get(nil, r.Key)
 		if consistent {
-			if err := n.readBarrier(ctx, p); err != nil {
+			if err := n.readBarrier(ctx, p, lg, era); err != nil {
 				return &Response{Status: StatusRetry, Message: err.Error()}
 			}
 		}

@@ -94,6 +94,7 @@ func checkLinearizable(t *testing.T, c *tcluster, victim *cnode, what string, ev
 	nodes := c.live()
 	// Keys led by the victim, keys it replicates, a key it does not hold.
 	var keys []string
+	role := map[string]string{} // key -> its owners, for failure reports
 	var led, repl, none int
 	for i := 0; len(keys) < 5 && i < 1000; i++ {
 		k := fmt.Sprintf("lin:%d", i)
@@ -112,6 +113,7 @@ func checkLinearizable(t *testing.T, c *tcluster, victim *cnode, what string, ev
 			continue
 		}
 		keys = append(keys, k)
+		role[k] = fmt.Sprint(own)
 	}
 	t.Logf("victim %s (%s); keys %q: %d led by it, %d replicated on it, %d elsewhere", victim.name, what, keys, led, repl, none)
 	if len(keys) < 5 {
@@ -236,7 +238,7 @@ func checkLinearizable(t *testing.T, c *tcluster, victim *cnode, what string, ev
 			if err := porcupine.VisualizePath(linModel, info, path); err != nil {
 				path = "(visualization failed: " + err.Error() + ")"
 			}
-			t.Errorf("key %s: history of %d operations is not linearizable; visualization: %s", key, len(part), path)
+			t.Errorf("key %s (owners %s; clients use nodes in turn: client i goes through node i mod %d): history of %d operations is not linearizable; visualization: %s", key, role[key], len(nodes), len(part), path)
 		}
 	}
 	t.Logf("linearizability: %d violations over %d keys, %d operations (%s at %v)", violations, len(keys), len(ops), what, time.Duration(killedAt.Load()).Round(time.Millisecond))

@@ -67,6 +67,9 @@ type Log struct {
 	// follower may be the partition's next primary. Bounded (oldest
 	// dropped): a write waits for seconds at most.
 	lost []lsnRange
+	// era counts Retire calls: a read that began in one era must not
+	// succeed in another (WaitReadable).
+	era uint64
 }
 
 // lsnRange is the LSNs after from, up to to included.
@@ -180,9 +183,24 @@ func (l *Log) Retire() {
 		}
 	}
 	l.fol = map[string]*follower{}
+	l.era++
 	l.trim()
 	l.broadcast()
 }
+
+// Era returns the number of Retire calls so far: a consistent read takes
+// it before reading (after checking it leads) and passes it to
+// WaitReadable.
+func (l *Log) Era() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.era
+}
+
+// ErrRetired means the log was retired (this node stopped leading the
+// partition) while a read waited for its replicas: what it read may be
+// missing from the copy that now counts.
+var ErrRetired = errors.New("this node stopped leading the partition while the read waited for its replicas")
 
 // Restart records that follower starts a new snapshot now: the log keeps
 // (only) the entries after the returned LSN for it, which the follower
@@ -332,12 +350,20 @@ func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 // would otherwise be read, then lost: a dirty read). Followers still
 // being filled are not waited for (they cannot be promoted), so reads do
 // not stall behind a snapshot.
-func (l *Log) WaitReadable(ctx context.Context) error {
+//
+// era is Era's value from before the read: if the log was retired since,
+// the read fails with ErrRetired (its followers are gone, but not because
+// they have the data).
+func (l *Log) WaitReadable(ctx context.Context, era uint64) error {
 	lsn := uint64(0)
 	for first := true; ; first = false {
 		l.mu.Lock()
 		if first {
 			lsn = l.next - 1
+		}
+		if l.era != era {
+			l.mu.Unlock()
+			return ErrRetired
 		}
 		done := true
 		for _, f := range l.fol {

@@ -250,13 +250,13 @@ func TestWaitReadable(t *testing.T) {
 		return context.WithTimeout(context.Background(), 30*time.Millisecond)
 	}
 	l := New(1 << 20)
-	if err := l.WaitReadable(context.Background()); err != nil {
+	if err := l.WaitReadable(context.Background(), 0); err != nil {
 		t.Fatalf("no followers: %v", err)
 	}
 	l.SetFollowers([]string{"a"}, l.Last())
 	l.Append(put("k"))
 	// a is new: being filled, it cannot be promoted, reads do not wait.
-	if err := l.WaitReadable(context.Background()); err != nil {
+	if err := l.WaitReadable(context.Background(), 0); err != nil {
 		t.Fatalf("filling follower waited for: %v", err)
 	}
 	lsn0, err := l.Restart("a")
@@ -269,13 +269,13 @@ func TestWaitReadable(t *testing.T) {
 	// a's copy is complete now: a read after an unacknowledged write waits.
 	l.Append(put("k"))
 	ctx, cancel := short()
-	err = l.WaitReadable(ctx)
+	err = l.WaitReadable(ctx, 0)
 	cancel()
 	if err == nil {
 		t.Fatal("read returned a value no complete follower acknowledged")
 	}
 	done := make(chan error, 1)
-	go func() { done <- l.WaitReadable(context.Background()) }()
+	go func() { done <- l.WaitReadable(context.Background(), 0) }()
 	select {
 	case err := <-done:
 		t.Fatalf("returned before the ack: %v", err)
@@ -296,14 +296,14 @@ func TestWaitReadable(t *testing.T) {
 	}
 	ctx, cancel = short()
 	defer cancel()
-	if err := l.WaitReadable(ctx); err == nil {
+	if err := l.WaitReadable(ctx, 0); err == nil {
 		t.Fatal("read returned with the latest append unacknowledged")
 	}
 	// A snapshot restart (resync) makes the follower filling again.
 	if _, err := l.Restart("a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.WaitReadable(context.Background()); err != nil {
+	if err := l.WaitReadable(context.Background(), 0); err != nil {
 		t.Fatalf("resyncing follower waited for: %v", err)
 	}
 	// New follower with nothing written since: its snapshot ack (at the
@@ -318,7 +318,21 @@ func TestWaitReadable(t *testing.T) {
 	l2.Append(put("c"))
 	ctx2, cancel2 := short()
 	defer cancel2()
-	if err := l2.WaitReadable(ctx2); err == nil {
+	if err := l2.WaitReadable(ctx2, 0); err == nil {
 		t.Fatal("a follower whose snapshot was acknowledged is still treated as filling")
+	}
+
+	// Retired while a read waits (this node stopped leading): the
+	// followers are gone, but not because they have the data.
+	era := l2.Era()
+	done = make(chan error, 1)
+	go func() { done <- l2.WaitReadable(context.Background(), era) }()
+	time.Sleep(10 * time.Millisecond)
+	l2.Retire()
+	if err := <-done; !errors.Is(err, ErrRetired) {
+		t.Fatalf("read waiting across a Retire: %v, want ErrRetired", err)
+	}
+	if err := l2.WaitReadable(context.Background(), era); !errors.Is(err, ErrRetired) {
+		t.Fatalf("read begun before a Retire: %v, want ErrRetired", err)
 	}
 }
