@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -103,6 +104,13 @@ type Membership struct {
 	meta       Meta
 	members    map[string]Meta // live
 	configured map[string]bool
+	// failed holds the members declared failed (not left), by id, with
+	// when: reconnectLoop contacts them again (see there).
+	failed map[string]failedMember
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	evMu sync.Mutex // serialises OnEvent calls
 }
@@ -145,7 +153,8 @@ func New(o Options) (*Membership, error) {
 	cfg.SecretKey = key[:]
 	// Require encryption both ways: a node without the key is refused.
 	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
-	m := &Membership{opts: o, log: o.Logger, meta: o.Meta, members: map[string]Meta{}, configured: map[string]bool{}}
+	m := &Membership{opts: o, log: o.Logger, meta: o.Meta, members: map[string]Meta{}, configured: map[string]bool{},
+		failed: map[string]failedMember{}, stop: make(chan struct{}), done: make(chan struct{})}
 	cfg.Delegate = delegate{m}
 	cfg.Events = events{m}
 	cfg.LogOutput = nil
@@ -180,7 +189,64 @@ func New(o Options) (*Membership, error) {
 		return nil, fmt.Errorf("cannot start gossip on %s: %w", o.BindAddr, err)
 	}
 	m.ml = ml
+	every := 5 * time.Second
+	if o.Local {
+		every = time.Second
+	}
+	go m.reconnectLoop(every)
 	return m, nil
+}
+
+// failedMember is a member declared failed: where it gossiped, and since
+// when.
+type failedMember struct {
+	addr  string
+	since time.Time
+}
+
+// Reconnection bounds: a failed member is tried for an hour (a node that
+// crashed comes back under a new id, so its old id never answers again),
+// and at most maxFailed are remembered.
+const (
+	reconnectFor = time.Hour
+	maxFailed    = 64
+)
+
+// reconnectLoop tries, every interval, to join one member declared
+// failed, chosen at random (as serf's reconnect does). A node that was
+// cut off by a network split declares the others failed and they declare
+// it failed; after the heal, gossip alone only finds it again by chance
+// (it gossips to dead members for a limited time, and pushes state only to
+// live ones), which took 20 s and more in the split test. Joining it
+// again merges the two views at once.
+func (m *Membership) reconnectLoop(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		var addrs []string
+		for id, f := range m.failed {
+			if time.Since(f.since) > reconnectFor {
+				delete(m.failed, id)
+				continue
+			}
+			addrs = append(addrs, f.addr)
+		}
+		m.mu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		addr := addrs[rand.IntN(len(addrs))]
+		if n, err := m.ml.Join([]string{addr}); err == nil && n > 0 {
+			m.log.Debug("reconnected to a member declared failed", "gossip", addr)
+		}
+	}
 }
 
 func splitHostPort(a string) (string, int, error) {
@@ -249,6 +315,7 @@ func (m *Membership) Forget(id string) {
 	defer m.mu.Unlock()
 	if _, live := m.members[id]; !live {
 		delete(m.configured, id)
+		delete(m.failed, id)
 	}
 }
 
@@ -270,6 +337,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	m.mu.Lock()
 	m.meta.Leaving = true
 	m.mu.Unlock()
+	m.stopReconnect()
 	err := m.ml.UpdateNode(timeout)
 	if lerr := m.ml.Leave(timeout); err == nil {
 		err = lerr
@@ -281,7 +349,15 @@ func (m *Membership) Leave(timeout time.Duration) error {
 }
 
 // Close stops gossip without announcing (others will detect a failure).
-func (m *Membership) Close() error { return m.ml.Shutdown() }
+func (m *Membership) Close() error {
+	m.stopReconnect()
+	return m.ml.Shutdown()
+}
+
+func (m *Membership) stopReconnect() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.done
+}
 
 func (m *Membership) emit(kind EventKind, n *memberlist.Node) {
 	meta := decodeMeta(n)
@@ -290,11 +366,23 @@ func (m *Membership) emit(kind EventKind, n *memberlist.Node) {
 	case Joined, Updated:
 		m.members[meta.ID] = meta
 		m.configured[meta.ID] = true
+		delete(m.failed, meta.ID)
 	case Left:
 		delete(m.members, meta.ID)
 		delete(m.configured, meta.ID)
+		delete(m.failed, meta.ID)
 	case Failed:
 		delete(m.members, meta.ID)
+		if len(m.failed) >= maxFailed {
+			oldest := ""
+			for id, f := range m.failed {
+				if oldest == "" || f.since.Before(m.failed[oldest].since) {
+					oldest = id
+				}
+			}
+			delete(m.failed, oldest)
+		}
+		m.failed[meta.ID] = failedMember{addr: meta.GossipAddr, since: time.Now()}
 	}
 	active, configured := m.listsLocked()
 	m.mu.Unlock()
