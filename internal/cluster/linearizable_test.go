@@ -1,14 +1,21 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/engramdb/engram/internal/ring"
 	"github.com/engramdb/engram/internal/store"
 )
 
@@ -129,4 +136,136 @@ func TestRegisterModelRejects(t *testing.T) {
 	if !porcupine.CheckOperations(registerModel, ops[:2]) {
 		t.Fatal("two sequential writes were refused")
 	}
+}
+
+// TestLinearizableAcrossFailover: clients SET and GET one key through
+// every node while its primary is cut off (its lease still valid for a
+// moment, then refused), the others fail it over (a table without it),
+// and the network heals and the cut-off node learns the new table. Writes
+// that failed may or may not have taken effect. The history must be
+// linearizable: the cut-off primary applied writes it could not
+// replicate, and reads of them must neither return at once (a dirty read:
+// the new primary never had them) nor once the node stops leading and its
+// followers are gone.
+// Each round is a fresh cluster (a round takes a fraction of a second).
+func TestLinearizableAcrossFailover(t *testing.T) {
+	seed := testSeed(t)
+	for round := range uint64(8) {
+		t.Run(fmt.Sprint(round), func(t *testing.T) { failoverRound(t, seed+round) })
+	}
+}
+
+func failoverRound(t *testing.T, seed uint64) {
+	c := newTestCluster(t, seed, Options{AckTimeout: 300 * time.Millisecond, RequestTimeout: time.Second})
+	key := []byte("failover")
+	p, r, o := c.roles(key)
+	// The failover table: p owns nothing; its partitions keep their other
+	// owner first and gain a copy on the node that had none.
+	t1 := c.table
+	t2 := &ring.Table{Epoch: t1.Epoch + 1, Owners: make([][]ring.NodeID, len(t1.Owners))}
+	for i, own := range t1.Owners {
+		var keep []ring.NodeID
+		for _, id := range own {
+			if id != p {
+				keep = append(keep, id)
+			}
+		}
+		for _, id := range c.ids {
+			if len(keep) < 2 && id != p && !slices.Contains(keep, id) {
+				keep = append(keep, id)
+			}
+		}
+		t2.Owners[i] = keep
+	}
+	if got := t2.Owners[t2.PartitionOf(key)]; !slices.Equal(got, []ring.NodeID{r, o}) {
+		t.Fatalf("failover owners %v, want [%s %s]", got, r, o)
+	}
+
+	start := time.Now()
+	now := func() int64 { return int64(time.Since(start)) }
+	var (
+		mu      sync.Mutex
+		ops     []porcupine.Operation
+		okOps   atomic.Int64
+		unknown atomic.Int64
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		nextID  atomic.Int64
+	)
+	const clients = 6
+	nextID.Store(clients)
+	for cl := range clients {
+		rng := rand.New(rand.NewPCG(seed, uint64(cl)))
+		via := c.nodes[c.ids[cl%len(c.ids)]]
+		wg.Go(func() {
+			id := cl
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				in := regInput{op: "get"}
+				var out regOutput
+				call := now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				var err error
+				if rng.IntN(2) == 0 {
+					in = regInput{op: "set", value: fmt.Sprintf("c%d-%d", cl, i)}
+					err = via.Set(ctx, testMap, key, []byte(in.value), store.SetOptions{}, AckAll)
+				} else {
+					var v []byte
+					v, out.found, err = via.Get(ctx, testMap, key, true)
+					out.value = string(v)
+				}
+				cancel()
+				ret := now()
+				switch {
+				case err == nil:
+					okOps.Add(1)
+					mu.Lock()
+					ops = append(ops, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+					mu.Unlock()
+				case in.op == "set":
+					// Unknown outcome: it may take effect at any time
+					// after the call, or never.
+					unknown.Add(1)
+					mu.Lock()
+					ops = append(ops, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: regOutput{}, Return: math.MaxInt64})
+					mu.Unlock()
+					id = int(nextID.Add(1)) - 1
+					fallthrough
+				default:
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	eventually(t, "100 operations before the cut", func() bool { return okOps.Load() >= 100 })
+	cutAt := now()
+	c.net.Isolate(c.addrs[p])
+	time.Sleep(150 * time.Millisecond) // p still serves: its lease has not run out
+	c.leaseDown[p].Store(true)
+	c.setTable(t2, r, o)
+	before := okOps.Load()
+	eventually(t, "100 operations on the majority", func() bool { return okOps.Load() >= before+100 })
+	c.net.Heal()
+	c.setTable(t2, p) // the cut-off node learns it was failed over
+	c.leaseDown[p].Store(false)
+	before = okOps.Load()
+	eventually(t, "100 operations after the heal", func() bool { return okOps.Load() >= before+100 })
+	halt()
+	res, info := porcupine.CheckOperationsVerbose(registerModel, ops, time.Minute)
+	if res == porcupine.Illegal {
+		dir, _ := os.MkdirTemp("", "engram-failover")
+		path := filepath.Join(dir, "history.html")
+		if err := porcupine.VisualizePath(registerModel, info, path); err != nil {
+			path = err.Error()
+		}
+		t.Fatalf("history of %d operations (%d writes with unknown outcome; %s cut off at %v; primary %s, replica %s, other %s; client i goes through %v[i%%3]) is not linearizable (seed %d); visualization: %s",
+			len(ops), unknown.Load(), p, time.Duration(cutAt), p, r, o, c.ids, seed, path)
+	}
+	t.Logf("%d operations (%d writes with unknown outcome): %s", len(ops), unknown.Load(), res)
 }

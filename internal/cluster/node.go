@@ -658,6 +658,12 @@ func (n *Node) attempt(ctx context.Context, t *ring.Table, addrs map[ring.NodeID
 		if errors.As(err, &re) {
 			return nil, err
 		}
+		if r.Op != OpGet && !errors.Is(err, transport.ErrNotSent) && ctx.Err() == nil {
+			// As for forwarded commands (callResp): the owner may have
+			// applied the write before the connection broke, so it is
+			// not sent again (it could overwrite later writes).
+			return nil, fmt.Errorf("%w: %s (%s): %w", ErrWriteInDoubt, own[0], addr, err)
+		}
 		return nil, fmt.Errorf("%w: %s (%s): %w", ErrUnreachable, own[0], addr, err)
 	}
 	resp, err := DecodeResponse(b)

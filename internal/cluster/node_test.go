@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,12 +48,15 @@ type testCluster struct {
 	nodes  map[ring.NodeID]*Node
 	stores map[ring.NodeID]*store.Store
 	table  *ring.Table
+	// leaseDown[id], when set, makes id's lease refuse (as a node cut off
+	// from the control plane would).
+	leaseDown map[ring.NodeID]*atomic.Bool
 }
 
 func newTestCluster(t *testing.T, seed uint64, opts Options) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, net: memnet.NewNetwork(int64(seed)), addrs: map[ring.NodeID]string{},
-		nodes: map[ring.NodeID]*Node{}, stores: map[ring.NodeID]*store.Store{}}
+		nodes: map[ring.NodeID]*Node{}, stores: map[ring.NodeID]*store.Store{}, leaseDown: map[ring.NodeID]*atomic.Bool{}}
 	for i := range 3 {
 		id := ring.NodeID(fmt.Sprintf("n%d", i+1))
 		c.ids = append(c.ids, id)
@@ -66,7 +70,15 @@ func newTestCluster(t *testing.T, seed uint64, opts Options) *testCluster {
 		}
 		h := NewHandler()
 		tr := c.net.Node(c.addrs[id], h.Handle)
-		n, err := New(Config{ID: id, Store: st, Transport: tr, Observer: obs, Handler: h, Options: opts})
+		down := &atomic.Bool{}
+		c.leaseDown[id] = down
+		lease := func() error {
+			if down.Load() {
+				return errors.New("lease expired (test)")
+			}
+			return nil
+		}
+		n, err := New(Config{ID: id, Store: st, Transport: tr, Observer: obs, Handler: h, Lease: lease, Options: opts})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -261,9 +261,9 @@ func (w *Network) route(from, to string) (*node, error) {
 	n := w.nodes[to]
 	switch {
 	case n == nil:
-		return nil, fmt.Errorf("cannot reach %s from %s: no node there (connection refused): %w", to, from, transport.ErrUnreachable)
+		return nil, fmt.Errorf("cannot reach %s from %s: no node there (connection refused): %w: %w", to, from, transport.ErrNotSent, transport.ErrUnreachable)
 	case w.blocked(from, to):
-		return nil, fmt.Errorf("cannot reach %s from %s: partitioned: %w", to, from, transport.ErrUnreachable)
+		return nil, fmt.Errorf("cannot reach %s from %s: partitioned: %w: %w", to, from, transport.ErrNotSent, transport.ErrUnreachable)
 	}
 	return n, nil
 }
