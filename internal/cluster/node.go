@@ -405,9 +405,22 @@ func (n *Node) SetTable(t *ring.Table, addrs map[ring.NodeID]string) error {
 	}
 	n.table = t
 	n.addrs = maps.Clone(addrs)
+	// Two members may share an address: a node restarted in place comes
+	// back under a new id while the control plane still lists the old
+	// one (failed). The one that owns partitions in t is the sender of
+	// streams; taking the other at random left its copies stuck.
+	owning := map[ring.NodeID]bool{}
+	for _, own := range t.Owners {
+		for _, id := range own {
+			owning[id] = true
+		}
+	}
 	n.byAddr = make(map[string]ring.NodeID, len(addrs))
-	for id, a := range addrs {
-		n.byAddr[a] = id
+	for _, id := range slices.Sorted(maps.Keys(addrs)) {
+		a := addrs[id]
+		if prev, ok := n.byAddr[a]; !ok || owning[id] && !owning[prev] {
+			n.byAddr[a] = id
+		}
 	}
 	want := map[streamKey]*replication.Log{}
 	var drops []int

@@ -157,14 +157,22 @@ func (c *tcluster) seeds() []string {
 // flags plus args and env, and waits for its ready line. member says
 // whether it counts as part of the cluster (live(), waitSettled).
 func (c *tcluster) spawn(member bool, env []string, args ...string) *cnode {
-	t := c.t
-	t.Helper()
+	c.t.Helper()
 	c.mu.Lock()
 	h := c.nextH
 	c.nextH++
+	c.mu.Unlock()
+	return c.spawnOn(fmt.Sprintf("127.0.0.%d", h), member, env, args...)
+}
+
+// spawnOn is spawn on a given loopback host (args may override --resp and
+// --cluster, which default to free ports: the last value of a flag wins).
+func (c *tcluster) spawnOn(host string, member bool, env []string, args ...string) *cnode {
+	t := c.t
+	t.Helper()
+	c.mu.Lock()
 	name := fmt.Sprintf("n%d", len(c.nodes)+1)
 	c.mu.Unlock()
-	host := fmt.Sprintf("127.0.0.%d", h)
 	all := []string{"serve", "--resp", host + ":0", "--http", "off", "--cluster", host + ":0", "--node-name", name}
 	all = append(all, c.flags...)
 	all = append(all, args...)

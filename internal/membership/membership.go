@@ -45,6 +45,10 @@ type Meta struct {
 	// can tell a departure from a failure (memberlist's own state for
 	// this does not reach the event callback).
 	Leaving bool `json:"leaving,omitempty"`
+	// Cluster identifies the cluster the node belongs to: made up by the
+	// node that bootstrapped it, adopted by the nodes that join. Gossip
+	// refuses members of another cluster (see checkPeer).
+	Cluster string `json:"cluster,omitempty"`
 	// GossipAddr is filled in from memberlist, not gossiped.
 	GossipAddr string `json:"-"`
 }
@@ -108,6 +112,7 @@ type Membership struct {
 	// when: reconnectLoop contacts them again (see there).
 	failed map[string]failedMember
 
+	addr     string // gossip address (Addr)
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -157,6 +162,8 @@ func New(o Options) (*Membership, error) {
 		failed: map[string]failedMember{}, stop: make(chan struct{}), done: make(chan struct{})}
 	cfg.Delegate = delegate{m}
 	cfg.Events = events{m}
+	cfg.Merge = mergeDelegate{m}
+	cfg.Alive = aliveDelegate{m}
 	cfg.LogOutput = nil
 	cfg.Logger = log.New(slogWriter{o.Logger}, "", 0)
 	if o.Transport != nil {
@@ -188,7 +195,13 @@ func New(o Options) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start gossip on %s: %w", o.BindAddr, err)
 	}
-	m.ml = ml
+	// Read once: memberlist's LocalNode is its live record, which
+	// UpdateNode rewrites without a lock we could take.
+	n := ml.LocalNode()
+	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	m.mu.Lock()
+	m.ml, m.addr = ml, addr
+	m.mu.Unlock()
 	every := 5 * time.Second
 	if o.Local {
 		every = time.Second
@@ -262,10 +275,7 @@ func splitHostPort(a string) (string, int, error) {
 }
 
 // Addr returns the gossip address others join (host:port).
-func (m *Membership) Addr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (m *Membership) Addr() string { return m.addr }
 
 // Join contacts existing members (host:port, DNS names allowed) and
 // returns how many answered. One is enough: gossip spreads the rest.
@@ -366,7 +376,13 @@ func (m *Membership) emit(kind EventKind, n *memberlist.Node) {
 	case Joined, Updated:
 		m.members[meta.ID] = meta
 		m.configured[meta.ID] = true
-		delete(m.failed, meta.ID)
+		for id, f := range m.failed {
+			// The member itself, or one restarted in place under a
+			// new id: its old id will never answer there again.
+			if id == meta.ID || f.addr == meta.GossipAddr {
+				delete(m.failed, id)
+			}
+		}
 	case Left:
 		delete(m.members, meta.ID)
 		delete(m.configured, meta.ID)
@@ -418,6 +434,75 @@ func (delegate) NotifyMsg([]byte)                {}
 func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (delegate) LocalState(bool) []byte          { return nil }
 func (delegate) MergeRemoteState([]byte, bool)   {}
+
+// checkPeer refuses a member of another cluster. A node that starts a
+// new cluster (no --join) at the address of a member that failed (its
+// seed restarted without --join, say) must not be merged into the old
+// cluster by gossip: its control plane is a different one. A node with no
+// cluster yet (joining) adopts the first one it meets.
+func (m *Membership) checkPeer(peer *memberlist.Node) error {
+	meta := decodeMeta(peer)
+	if meta.ID == m.opts.Meta.ID || meta.Cluster == "" {
+		return nil
+	}
+	m.mu.Lock()
+	mine := m.meta.Cluster
+	if mine == "" {
+		m.meta.Cluster = meta.Cluster
+	}
+	m.mu.Unlock()
+	switch {
+	case mine == "":
+		m.log.Info("joined cluster", "cluster", meta.Cluster, "through", meta.ID)
+		go func() {
+			if ml := m.list(); ml != nil {
+				ml.UpdateNode(5 * time.Second) // gossip the adopted cluster
+			}
+		}()
+	case mine != meta.Cluster:
+		m.mu.Lock()
+		for id, f := range m.failed {
+			// A node of another cluster took that address: the member
+			// that failed there will not come back at it.
+			if f.addr == meta.GossipAddr {
+				delete(m.failed, id)
+			}
+		}
+		m.mu.Unlock()
+		return fmt.Errorf("member %s (%s) belongs to cluster %s, this node to %s: not merged", meta.ID, meta.GossipAddr, meta.Cluster, mine)
+	}
+	return nil
+}
+
+// Cluster returns the cluster this node belongs to ("" until a joining
+// node has met a member).
+func (m *Membership) Cluster() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.meta.Cluster
+}
+
+func (m *Membership) list() *memberlist.Memberlist {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ml
+}
+
+type mergeDelegate struct{ m *Membership }
+
+func (d mergeDelegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := d.m.checkPeer(p); err != nil {
+			d.m.log.Warn("refused to merge with another cluster", "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+type aliveDelegate struct{ m *Membership }
+
+func (d aliveDelegate) NotifyAlive(peer *memberlist.Node) error { return d.m.checkPeer(peer) }
 
 type events struct{ m *Membership }
 

@@ -146,3 +146,44 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal("missing id accepted")
 	}
 }
+
+// startIn starts a member of cluster ("" = a joining node, which adopts
+// the first cluster it meets).
+func startIn(t *testing.T, id, cluster string) *Membership {
+	t.Helper()
+	m, err := New(Options{Meta: Meta{ID: id, DataAddr: id + ":9000", Cluster: cluster}, BindAddr: "127.0.0.1:0",
+		Secret: secret, Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestClustersDoNotMerge: a node joining adopts its cluster's identity; a
+// node of another cluster (same secret: say, a seed restarted without
+// --join at its old address) is refused by gossip, both ways.
+func TestClustersDoNotMerge(t *testing.T) {
+	a := startIn(t, "a", "cluster-one")
+	b := startIn(t, "b", "")
+	if _, err := b.Join([]string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to adopt a's cluster", func() bool { return b.Cluster() == "cluster-one" })
+	waitFor(t, "a and b to see each other", func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 })
+
+	c := startIn(t, "c", "cluster-two")
+	if _, err := c.Join([]string{a.Addr()}); err == nil {
+		t.Fatal("a node of another cluster joined")
+	}
+	if _, err := a.Join([]string{c.Addr()}); err == nil {
+		t.Fatal("a member joined a node of another cluster")
+	}
+	time.Sleep(300 * time.Millisecond) // gossip rounds
+	if got := ids(a.Members()); len(got) != 2 {
+		t.Fatalf("a sees %v, want a and b only", got)
+	}
+	if got := ids(c.Members()); len(got) != 1 {
+		t.Fatalf("c sees %v, want itself only", got)
+	}
+}

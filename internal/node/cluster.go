@@ -159,6 +159,13 @@ func newMemberID(name string) string {
 	return name + "-" + hex.EncodeToString(b[:])
 }
 
+// newClusterID names a new cluster (membership.Meta.Cluster).
+func newClusterID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // isLoopback reports whether host:port names a loopback address.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
@@ -404,13 +411,18 @@ func (c *clusterNode) start() error {
 	}
 	meta := membership.Meta{ID: c.id, DataAddr: tr.Addr(), RaftAddr: c.ctl.Addr(), RESPAddr: c.n.RESPAddr(),
 		HTTPAddr: c.n.HTTPAddr(), Role: role, NoManager: !cfg.Manager}
+	if len(cfg.Join) == 0 {
+		// This node starts a new cluster: name it, so that gossip never
+		// merges it with another one (a node that joins adopts the name).
+		meta.Cluster = newClusterID()
+	}
 	c.meta = meta
 	c.mem, err = membership.New(membership.Options{Meta: meta, BindAddr: cfg.ClusterAddr, Secret: c.secret,
 		Local: c.fast, OnEvent: c.onMember, Logger: c.log.With("component", "gossip")})
 	if err != nil {
 		return err
 	}
-	c.log.Info("cluster member started", "gossip", c.mem.Addr(), "data", tr.Addr(), "raft", c.ctl.Addr(),
+	c.log.Info("cluster member started", "gossip", c.mem.Addr(), "data", tr.Addr(), "raft", c.ctl.Addr(), "cluster", meta.Cluster,
 		"role", cfg.Role, "bootstrap", len(cfg.Join) == 0, "replicas", cfg.Replicas, "partitions", cfg.Partitions)
 	c.wg.Add(3)
 	go c.reconcileLoop()
@@ -544,8 +556,16 @@ func (c *clusterNode) onChange(st control.State) {
 		return
 	}
 	addrs := map[ring.NodeID]string{}
+	live := map[string]bool{} // data addresses of live members
+	for _, m := range st.Members {
+		if m.Alive {
+			live[m.DataAddr] = true
+		}
+	}
 	for id, m := range st.Members {
-		if m.DataAddr != "" {
+		// A failed member whose address a live one now uses (a node
+		// restarted in place, under a new id) is not reachable there.
+		if m.DataAddr != "" && (m.Alive || !live[m.DataAddr]) {
 			addrs[ring.NodeID(id)] = m.DataAddr
 		}
 	}
