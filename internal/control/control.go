@@ -73,6 +73,14 @@ type Options struct {
 	Secret []byte
 	// Fast uses short timeouts (tests, loopback clusters).
 	Fast bool
+	// Cluster, when set, returns the identity of the cluster this node
+	// belongs to ("" while a joining node has not learnt it). With a
+	// secret, every Raft connection carries the dialer's, and the
+	// acceptor refuses one from another cluster: Raft does not check
+	// that a message is meant for the server that receives it, so a node
+	// that started a new cluster at a failed member's address would
+	// otherwise take the old leader's log.
+	Cluster func() string
 	// OnChange is called, in log order, with a copy of the state after
 	// every applied change. It must not block for long.
 	OnChange func(State)
@@ -142,7 +150,11 @@ func New(o Options) (*Control, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot listen for raft on %s: %w", o.RaftAddr, err)
 		}
-		trans = raft.NewNetworkTransport(&streamLayer{Listener: ln, secret: o.Secret, log: o.Logger}, 3, 5*time.Second, io.Discard)
+		cluster := o.Cluster
+		if cluster == nil {
+			cluster = func() string { return "" }
+		}
+		trans = raft.NewNetworkTransport(&streamLayer{Listener: ln, secret: o.Secret, cluster: cluster, log: o.Logger}, 3, 5*time.Second, io.Discard)
 	}
 	f := newFSM(o.Partitions, o.Copies, o.OnChange)
 	// The cache's configuration is rebuilt from live members after a full
@@ -169,8 +181,38 @@ func New(o Options) (*Control, error) {
 // process without the secret cannot speak Raft to the control plane.
 type streamLayer struct {
 	net.Listener
-	secret []byte
-	log    *slog.Logger
+	secret  []byte
+	cluster func() string
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	lastWarn time.Time // of a refused connection (logged once per 10 s)
+}
+
+// writeCluster and readCluster carry the dialer's cluster identity
+// after the handshake: one length byte, then the identity.
+func writeCluster(nc net.Conn, id string, timeout time.Duration) error {
+	if len(id) > 255 {
+		id = id[:255]
+	}
+	nc.SetWriteDeadline(time.Now().Add(timeout))
+	defer nc.SetWriteDeadline(time.Time{})
+	_, err := nc.Write(append([]byte{byte(len(id))}, id...))
+	return err
+}
+
+func readCluster(nc net.Conn, timeout time.Duration) (string, error) {
+	nc.SetReadDeadline(time.Now().Add(timeout))
+	defer nc.SetReadDeadline(time.Time{})
+	var n [1]byte
+	if _, err := io.ReadFull(nc, n[:]); err != nil {
+		return "", err
+	}
+	b := make([]byte, n[0])
+	if _, err := io.ReadFull(nc, b); err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // Dial implements raft.StreamLayer.
@@ -180,6 +222,10 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		return nc, err
 	}
 	if _, err := transport.Authenticate(nc, s.secret, s.Addr().String(), true, timeout); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("control plane peer %s: %w", addr, err)
+	}
+	if err := writeCluster(nc, s.cluster(), timeout); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("control plane peer %s: %w", addr, err)
 	}
@@ -196,6 +242,26 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 		}
 		if _, err := transport.Authenticate(nc, s.secret, s.Addr().String(), false, 2*time.Second); err != nil {
 			s.log.Warn("refused a control-plane connection", "from", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			continue
+		}
+		theirs, err := readCluster(nc, 2*time.Second)
+		if err != nil {
+			s.log.Warn("refused a control-plane connection", "from", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			continue
+		}
+		if mine := s.cluster(); mine != "" && theirs != "" && mine != theirs {
+			s.mu.Lock()
+			warn := time.Since(s.lastWarn) > 10*time.Second
+			if warn {
+				s.lastWarn = time.Now()
+			}
+			s.mu.Unlock()
+			if warn {
+				s.log.Warn("refused a control-plane connection from another cluster (a node restarted without --join?)",
+					"from", nc.RemoteAddr().String(), "cluster", theirs, "this_cluster", mine)
+			}
 			nc.Close()
 			continue
 		}

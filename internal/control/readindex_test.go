@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -159,5 +162,59 @@ func TestSnapshotKeepsAppliedIndex(t *testing.T) {
 	}
 	if g.appliedIndex() != 6 || len(g.state.Members) != 3 {
 		t.Fatalf("restored applied=%d members=%d, want 6 and 3", g.appliedIndex(), len(g.state.Members))
+	}
+}
+
+// TestRaftConnectionsOfAnotherClusterRefused: a Raft connection carries
+// the dialer's cluster identity; the acceptor drops another cluster's (and
+// takes its own, and one from a node that has none yet).
+func TestRaftConnectionsOfAnotherClusterRefused(t *testing.T) {
+	secret := []byte("raft-stream-secret-0123456789")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := &streamLayer{Listener: ln, secret: secret, cluster: func() string { return "one" }, log: slog.New(slog.DiscardHandler)}
+	defer acc.Close()
+	got := make(chan net.Conn, 4)
+	go func() {
+		for {
+			nc, err := acc.Accept()
+			if err != nil {
+				return
+			}
+			got <- nc
+		}
+	}()
+	dial := func(cluster string) {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		d := &streamLayer{Listener: l, secret: secret, cluster: func() string { return cluster }, log: slog.New(slog.DiscardHandler)}
+		nc, err := d.Dial(raft.ServerAddress(ln.Addr().String()), 2*time.Second)
+		if err != nil {
+			t.Fatalf("dial as %q: %v", cluster, err)
+		}
+		t.Cleanup(func() { nc.Close() })
+	}
+	for _, tc := range []struct {
+		cluster string
+		taken   bool
+	}{{"two", false}, {"one", true}, {"", true}} {
+		dial(tc.cluster)
+		select {
+		case nc := <-got:
+			nc.Close()
+			if !tc.taken {
+				t.Fatalf("a connection from cluster %q was accepted by cluster one", tc.cluster)
+			}
+		case <-time.After(500 * time.Millisecond):
+			if tc.taken {
+				t.Fatalf("a connection from cluster %q was refused by cluster one", tc.cluster)
+			}
+		}
 	}
 }

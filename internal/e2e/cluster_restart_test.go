@@ -113,9 +113,9 @@ func TestClusterRestartInPlace(t *testing.T) {
 	}
 
 	// The first node restarted the way it was first started (no --join)
-	// starts a cluster of its own: gossip must not merge it into the old
-	// one (the old one then lost its control plane to it), which carries
-	// on with the other two nodes.
+	// starts a cluster of its own: neither gossip nor Raft may merge it
+	// into the old one (which then lost its control plane to it); the old
+	// one carries on with the other two nodes.
 	nodes[0].kill()
 	c.waitSettled(2)
 	pl := places[0]
@@ -125,6 +125,12 @@ func TestClusterRestartInPlace(t *testing.T) {
 	})
 	time.Sleep(3 * time.Second) // a few reconnect rounds
 	c.waitSettled(2)
+	// Raft refuses the old leader too: the new node is a cluster of one
+	// of its own, not a confused member of the old one.
+	waitFor(t, settleTimeout, "the new node to be a settled cluster of one", func() bool {
+		inf, err := alone.info()
+		return err == nil && inf["cluster_state"] == "ok" && inf["cluster_data_nodes"] == "1" && inf["cluster_migrations"] == "0"
+	})
 	for _, n := range c.live() {
 		got, err := getAll(n.rdb, slices.Sorted(maps.Keys(kv)))
 		if err != nil {

@@ -84,6 +84,7 @@ type clusterNode struct {
 
 	ctl  *control.Control
 	mem  *membership.Membership
+	memP atomic.Pointer[membership.Membership] // mem, for the control plane's goroutines
 	meta membership.Meta
 
 	lease time.Duration
@@ -391,7 +392,20 @@ func (c *clusterNode) start() error {
 		raftAddr = ln.Addr().String()
 		ln.Close()
 	}
+	cluster := ""
+	if len(cfg.Join) == 0 {
+		// This node starts a new cluster: name it, so that neither gossip
+		// nor Raft ever merges it with another one (a node that joins
+		// adopts the name).
+		cluster = newClusterID()
+	}
 	c.ctl, err = control.New(control.Options{
+		Cluster: func() string {
+			if m := c.memP.Load(); m != nil {
+				return m.Cluster()
+			}
+			return cluster
+		},
 		ID:         c.id,
 		RaftAddr:   raftAddr,
 		Secret:     c.secret,
@@ -411,17 +425,14 @@ func (c *clusterNode) start() error {
 	}
 	meta := membership.Meta{ID: c.id, DataAddr: tr.Addr(), RaftAddr: c.ctl.Addr(), RESPAddr: c.n.RESPAddr(),
 		HTTPAddr: c.n.HTTPAddr(), Role: role, NoManager: !cfg.Manager}
-	if len(cfg.Join) == 0 {
-		// This node starts a new cluster: name it, so that gossip never
-		// merges it with another one (a node that joins adopts the name).
-		meta.Cluster = newClusterID()
-	}
+	meta.Cluster = cluster
 	c.meta = meta
 	c.mem, err = membership.New(membership.Options{Meta: meta, BindAddr: cfg.ClusterAddr, Secret: c.secret,
 		Local: c.fast, OnEvent: c.onMember, Logger: c.log.With("component", "gossip")})
 	if err != nil {
 		return err
 	}
+	c.memP.Store(c.mem)
 	c.log.Info("cluster member started", "gossip", c.mem.Addr(), "data", tr.Addr(), "raft", c.ctl.Addr(), "cluster", meta.Cluster,
 		"role", cfg.Role, "bootstrap", len(cfg.Join) == 0, "replicas", cfg.Replicas, "partitions", cfg.Partitions)
 	c.wg.Add(3)
