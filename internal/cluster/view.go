@@ -13,6 +13,9 @@ type View struct {
 	// MyID is this node's member ID; Leader the control plane leader's.
 	MyID   string `json:"my_id"`
 	Leader string `json:"leader"`
+	// Cluster is the cluster's identity (named by the node that started
+	// it; "" while a joining node has met no member).
+	Cluster string `json:"cluster,omitempty"`
 	// Partitions and Replicas (copies, primary included) of the table.
 	Partitions int `json:"partitions"`
 	Replicas   int `json:"replicas"`

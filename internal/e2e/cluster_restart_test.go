@@ -131,6 +131,21 @@ func TestClusterRestartInPlace(t *testing.T) {
 		inf, err := alone.info()
 		return err == nil && inf["cluster_state"] == "ok" && inf["cluster_data_nodes"] == "1" && inf["cluster_migrations"] == "0"
 	})
+	ids := map[string]bool{}
+	for _, n := range c.live() {
+		inf, err := n.info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[inf["cluster_id"]] = true
+	}
+	inf, err := alone.info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[""] || ids[inf["cluster_id"]] {
+		t.Fatalf("cluster ids: the old cluster's members show %v, the new node %q; want one non-empty id, and another for the new node", ids, inf["cluster_id"])
+	}
 	for _, n := range c.live() {
 		got, err := getAll(n.rdb, slices.Sorted(maps.Keys(kv)))
 		if err != nil {

@@ -845,6 +845,9 @@ func (c *clusterNode) lists() (active, configured []string) {
 // view describes the cluster for CLUSTER INFO/NODES and GET /v1/cluster.
 func (c *clusterNode) view(owners bool) cluster.View {
 	v := cluster.View{State: "ok", MyID: c.id, Partitions: c.n.cfg.Partitions, Replicas: c.n.cfg.Replicas}
+	if m := c.memP.Load(); m != nil {
+		v.Cluster = m.Cluster()
+	}
 	if c.ctl == nil {
 		v.State, v.Reason = "fail", "cluster not started"
 		return v

@@ -37,6 +37,9 @@ func cmdCluster(c *conn, a [][]byte) {
 			fmt.Fprintf(&b, "cluster_state_reason:%s\r\n", v.Reason)
 		}
 		fmt.Fprintf(&b, "cluster_epoch:%d\r\ncluster_my_id:%s\r\ncluster_leader:%s\r\n", v.Epoch, v.MyID, v.Leader)
+		if v.Cluster != "" {
+			fmt.Fprintf(&b, "cluster_id:%s\r\n", v.Cluster)
+		}
 		fmt.Fprintf(&b, "cluster_known_nodes:%d\r\ncluster_data_nodes:%d\r\n", len(v.Members), data)
 		fmt.Fprintf(&b, "cluster_partitions:%d\r\ncluster_replicas:%d\r\ncluster_migrations:%d\r\n", v.Partitions, v.Replicas, v.Migrations)
 		for _, s := range v.Syncing {
