@@ -314,17 +314,33 @@ func (l *Log) trim() {
 // follower acknowledged lsn, it fails with ErrFollowerRemoved: the write
 // may be missing from a copy that still counts elsewhere.
 func (l *Log) Wait(ctx context.Context, lsn uint64) error {
+	return l.await(ctx, lsn, false, 0)
+}
+
+// await waits until every follower that counts has acknowledged lsn, or
+// ctx ends. For a write (read false) every follower counts, and lsn in a
+// range a retired follower may lack fails with ErrFollowerRemoved; for a
+// read, followers being filled do not count, and a Retire since era fails
+// with ErrRetired. (Plain arguments, not closures: reads call it on their
+// hot path.)
+func (l *Log) await(ctx context.Context, lsn uint64, read bool, era uint64) error {
 	for {
 		l.mu.Lock()
-		for _, r := range l.lost {
-			if r.from < lsn && lsn <= r.to {
-				l.mu.Unlock()
-				return fmt.Errorf("%w (lsn %d)", ErrFollowerRemoved, lsn)
+		if read && l.era != era {
+			l.mu.Unlock()
+			return ErrRetired
+		}
+		if !read {
+			for _, r := range l.lost {
+				if r.from < lsn && lsn <= r.to {
+					l.mu.Unlock()
+					return fmt.Errorf("%w (lsn %d)", ErrFollowerRemoved, lsn)
+				}
 			}
 		}
 		done := true
 		for _, f := range l.fol {
-			if f.acked < lsn {
+			if (!read || !f.filling) && f.acked < lsn {
 				done = false
 				break
 			}
@@ -355,34 +371,10 @@ func (l *Log) Wait(ctx context.Context, lsn uint64) error {
 // the read fails with ErrRetired (its followers are gone, but not because
 // they have the data).
 func (l *Log) WaitReadable(ctx context.Context, era uint64) error {
-	lsn := uint64(0)
-	for first := true; ; first = false {
-		l.mu.Lock()
-		if first {
-			lsn = l.next - 1
-		}
-		if l.era != era {
-			l.mu.Unlock()
-			return ErrRetired
-		}
-		done := true
-		for _, f := range l.fol {
-			if !f.filling && f.acked < lsn {
-				done = false
-				break
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("replicas did not acknowledge lsn %d in time: %w", lsn, ctx.Err())
-		}
-	}
+	l.mu.Lock()
+	lsn := l.next - 1
+	l.mu.Unlock()
+	return l.await(ctx, lsn, true, era)
 }
 
 // Acked returns each follower's acknowledged LSN (for admin views).

@@ -336,3 +336,21 @@ func TestWaitReadable(t *testing.T) {
 		t.Fatalf("read begun before a Retire: %v, want ErrRetired", err)
 	}
 }
+
+// TestWaitReadableAllocatesNothing: reads call it on their hot path.
+func TestWaitReadableAllocatesNothing(t *testing.T) {
+	l := New(1 << 20)
+	l.SetFollowers([]string{"a"}, l.Last())
+	lsn0, _ := l.Restart("a")
+	if err := l.Ack("a", lsn0); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() {
+		if err := l.WaitReadable(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("WaitReadable allocates %v times with nothing pending", n)
+	}
+}
