@@ -13,20 +13,28 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// formed starts n members, records them all up and every copy complete,
+// and returns them with the leader.
+func formed(t *testing.T, n int) ([]*testNode, *testNode) {
+	t.Helper()
+	nodes := newCluster(t, n)
+	l := leader(t, nodes)
+	for _, m := range nodes {
+		if err := l.c.MemberUp(member(m), timeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, l.c)
+	return nodes, l
+}
+
 // TestReadIndexAfterPartition: a follower cut off while the leader commits
 // changes hears the leader again before it has caught up (that is what
 // made the data plane's old lease, "last contact with the leader", serve
 // stale tables after a split healed). Waiting for ReadIndex's index must
 // give it every change committed before the call.
 func TestReadIndexAfterPartition(t *testing.T) {
-	nodes := newCluster(t, 3)
-	l := leader(t, nodes)
-	for _, n := range nodes {
-		if err := l.c.MemberUp(member(n), timeout); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncAll(t, l.c)
+	nodes, l := formed(t, 3)
 	var f, other *testNode
 	for _, n := range nodes {
 		switch {
@@ -94,14 +102,7 @@ func TestReadIndexAfterPartition(t *testing.T) {
 // what the old one committed (its own commit index lags until an entry of
 // its term commits).
 func TestReadIndexNewLeader(t *testing.T) {
-	nodes := newCluster(t, 3)
-	l := leader(t, nodes)
-	for _, n := range nodes {
-		if err := l.c.MemberUp(member(n), timeout); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncAll(t, l.c)
+	nodes, l := formed(t, 3)
 	if err := l.c.SetMapConfig("last", MapConfig{MaxKeys: 7}, timeout); err != nil {
 		t.Fatal(err)
 	}
