@@ -127,12 +127,8 @@ func (n *Node) Local(ctx context.Context, p int, c *Command, fn func()) error {
 	if c.Ack != AckAll {
 		return nil
 	}
-	wctx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
-		defer cancel()
-	}
+	wctx, cancel := n.ackContext(ctx)
+	defer cancel()
 	if err := lg.Wait(wctx, lsn); err != nil {
 		return fmt.Errorf("%w: partition %d: %v", ErrReplicaTimeout, p, err)
 	}
@@ -194,15 +190,21 @@ func (n *Node) readBarrier(ctx context.Context, p int, lg *replication.Log, era 
 	if lg == nil {
 		return nil
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
-		defer cancel()
-	}
+	ctx, cancel := n.ackContext(ctx)
+	defer cancel()
 	if err := lg.WaitReadable(ctx, era); err != nil {
 		return fmt.Errorf("%w: partition %d: %v", ErrReadUnconfirmed, p, err)
 	}
 	return nil
+}
+
+// ackContext bounds a wait for replicas by Options.AckTimeout when ctx
+// has no deadline of its own.
+func (n *Node) ackContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, n.opts.AckTimeout)
 }
 
 // leaseOK returns ErrNoQuorum when the configured lease says this node

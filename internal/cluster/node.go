@@ -857,12 +857,8 @@ func (n *Node) write(ctx context.Context, p int, r *Request) *Response {
 	if r.Ack() != AckAll {
 		return resp
 	}
-	wctx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, n.opts.AckTimeout)
-		defer cancel()
-	}
+	wctx, cancel := n.ackContext(ctx)
+	defer cancel()
 	if err := lg.Wait(wctx, lsn); err != nil {
 		return &Response{Status: StatusRetry, Flags: resp.Flags | FlagApplied, LSN: lsn,
 			Message: fmt.Sprintf("partition %d: %v", p, err)}
